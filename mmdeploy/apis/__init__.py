@@ -1,0 +1,30 @@
+"""Public conversion API.
+
+Imports are lazy, so ``import mmdeploy.apis`` does not import torch::
+
+    from mmdeploy.apis import torch2onnx, onnx2backend
+"""
+from typing import Any
+
+_EXPORTS = {
+    'torch2onnx': 'mmdeploy.apis.pytorch2onnx',
+    'build_task_processor': 'mmdeploy.apis.pytorch2onnx',
+    'partition_onnx': 'mmdeploy.apis.pytorch2onnx',
+    'onnx2backend': 'mmdeploy.apis.backend',
+    'check_onnx_file': 'mmdeploy.apis.backend',
+    'export2SDK': 'mmdeploy.apis.sdk_meta',
+    'inference_model': 'mmdeploy.apis.inference',
+    'extract_partition': 'mmdeploy.apis.onnx.partition',
+    'export_onnx': 'mmdeploy.apis.onnx.export',
+    'deploy': 'mmdeploy.apis.deploy',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

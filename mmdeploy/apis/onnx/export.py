@@ -1,0 +1,124 @@
+"""Export a torch module to ONNX inside a RewriterContext, with either torch exporter."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from mmdeploy.core.rewriters.manager import RewriterContext
+from mmdeploy.errors import ExportError
+
+logger = logging.getLogger('mmdeploy')
+
+EXPORTERS = ('torchscript', 'dynamo')
+
+
+def _dynamic_shapes(args: Tuple[Any, ...], input_names: Sequence[str],
+                    dynamic_axes: Optional[Mapping[str, Any]]) -> Optional[Tuple[Any, ...]]:
+    """``dynamic_axes`` of the inputs -> torch.export ``dynamic_shapes`` (one per arg)."""
+    if not dynamic_axes:
+        return None
+    from torch.export import Dim
+
+    shapes = []
+    for index, _ in enumerate(args):
+        name = input_names[index] if index < len(input_names) else None
+        axes = dynamic_axes.get(name) if name else None
+        if not axes:
+            shapes.append(None)
+            continue
+        if isinstance(axes, Mapping):
+            shapes.append({int(axis): Dim.AUTO for axis in axes})
+        else:
+            shapes.append({int(axis): Dim.AUTO for axis in axes})
+    return tuple(shapes)
+
+
+def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg: Any = None,
+                backend: str = 'default', input_names: Sequence[str] = ('input',),
+                output_names: Sequence[str] = ('output',),
+                dynamic_axes: Optional[Dict[str, Any]] = None, opset_version: int = 17,
+                exporter: str = 'dynamo', verbose: bool = False, **context_kwargs: Any) -> str:
+    """Export ``model(*args)`` to ``output_file`` with mmdeploy's rewrites applied.
+
+    Args:
+        model: the module to export (module rewrites are applied to it for the
+            duration of the export and undone afterwards).
+        args: example inputs.
+        output_file: where to write the ONNX file (written atomically).
+        deploy_cfg: deploy config, visible to rewrites as ``ctx.cfg``.
+        backend: backend the graph is for; selects backend-specific rewrites.
+        input_names / output_names: names of the graph's inputs and outputs.
+        dynamic_axes: ``{name: {axis: label}}`` for dynamic dimensions.
+        opset_version: ONNX opset.
+        exporter: ``'dynamo'`` (torch.export based) or ``'torchscript'``
+            (legacy, deprecated by torch but still supported).
+        **context_kwargs: given to the RewriterContext (visible to rewrites).
+
+    Returns:
+        ``output_file``.
+
+    Raises:
+        ExportError: the export failed; the message names the exporter and
+            the torch error, and no file is left behind.
+    """
+    import onnx
+    import torch
+
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown exporter {exporter!r}; use 'torchscript' or 'dynamo'")
+    tmp = f'{output_file}.partial'
+    input_names, output_names = list(input_names), list(output_names)
+    try:
+        with RewriterContext(deploy_cfg, backend=backend, ir='onnx', opset=opset_version,
+                             exporter=exporter, **context_kwargs) as ctx:
+            patched = ctx.patch_model(model)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings('ignore', category=DeprecationWarning)
+                warnings.filterwarnings('ignore', message='.*shape inference of mmdeploy.*')
+                if exporter == 'torchscript':
+                    torch.onnx.export(patched, args, tmp, dynamo=False, input_names=input_names,
+                                      output_names=output_names, dynamic_axes=dynamic_axes,
+                                      opset_version=opset_version, do_constant_folding=True,
+                                      verbose=verbose)
+                else:
+                    quiet = contextlib.redirect_stdout(io.StringIO()) if not verbose else contextlib.nullcontext()
+                    with quiet:
+                        program = torch.onnx.export(
+                            patched, args, dynamo=True, input_names=input_names,
+                            output_names=output_names,
+                            dynamic_shapes=_dynamic_shapes(args, input_names, dynamic_axes),
+                            opset_version=max(opset_version, 18), optimize=True,
+                            custom_translation_table=ctx.translation_table or None, verbose=verbose)
+                    onnx_model = program.model_proto
+                    _rename_dynamic_dims(onnx_model, dynamic_axes)
+                    onnx.save(onnx_model, tmp)
+        os.replace(tmp, output_file)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f'{exporter} export to ONNX failed: {type(exc).__name__}: '
+                          f'{str(exc).splitlines()[0] if str(exc) else ""}') from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return output_file
+
+
+def _rename_dynamic_dims(model: Any, dynamic_axes: Optional[Mapping[str, Any]]) -> None:
+    """Give dynamic dims of named inputs/outputs the labels of ``dynamic_axes``."""
+    if not dynamic_axes:
+        return
+    values = {v.name: v for v in list(model.graph.input) + list(model.graph.output)}
+    for name, axes in dynamic_axes.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        labels = axes if isinstance(axes, Mapping) else {a: f'{name}_dim{a}' for a in axes}
+        dims = value.type.tensor_type.shape.dim
+        for axis, label in labels.items():
+            if int(axis) < len(dims):
+                dims[int(axis)].dim_param = str(label)

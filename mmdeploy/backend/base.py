@@ -1,0 +1,74 @@
+"""Base classes every backend plugin implements."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+
+class BaseBackendManager:
+    """What mmdeploy needs from an engine: convert ONNX files and run them.
+
+    Subclasses set ``name`` and override the class methods. Register one
+    through the ``mmdeploy_backends`` hook.
+    """
+
+    #: the value of ``backend_config.type``
+    name: str = ''
+    #: suffixes of the files ``to_backend`` writes (first: the main file)
+    file_suffixes: Tuple[str, ...] = ('.onnx',)
+    #: custom ONNX ops (``'domain::Op'``) this engine runs; others are rejected
+    supported_custom_ops: Tuple[str, ...] = ()
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """True when the engine's runtime can be imported."""
+        raise NotImplementedError
+
+    @classmethod
+    def get_version(cls) -> str:
+        """Version of the engine's runtime, or ``'unknown'``."""
+        return 'unknown'
+
+    @classmethod
+    def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
+                   device: str = 'cpu') -> List[str]:
+        """Convert ONNX files into the engine's format, writing into ``work_dir``.
+
+        Returns the paths of the files written (one model may be several
+        files). Implementations write to temporary names and rename when
+        complete, so a failure leaves nothing half-written.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def build_wrapper(cls, backend_files: Sequence[str], device: str = 'cpu',
+                      deploy_cfg: Any = None, input_names: Optional[Sequence[str]] = None,
+                      output_names: Optional[Sequence[str]] = None) -> 'BaseWrapper':
+        """Load backend files into a :class:`BaseWrapper` ready to run."""
+        raise NotImplementedError
+
+
+class BaseWrapper:
+    """A loaded backend model: named inputs in, named outputs out.
+
+    ``forward`` accepts numpy arrays or torch tensors and returns outputs of
+    the same kind as the inputs (torch in, torch out).
+    """
+
+    input_names: List[str]
+    output_names: List[str]
+
+    def forward(self, inputs: Mapping[str, Any]) -> Dict[str, Any]:
+        """Run the model on ``{input_name: array}``; return ``{output_name: array}``."""
+        raise NotImplementedError
+
+    def __call__(self, inputs: Mapping[str, Any]) -> Dict[str, Any]:
+        return self.forward(inputs)
+
+    def close(self) -> None:
+        """Release the engine's resources (no-op by default)."""
+
+    def __enter__(self) -> 'BaseWrapper':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

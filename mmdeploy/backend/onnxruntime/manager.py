@@ -1,0 +1,49 @@
+"""ONNX Runtime backend manager: ONNX files run as they are."""
+from __future__ import annotations
+
+import os
+from typing import Any, List, Optional, Sequence
+
+from mmdeploy.backend.base import BaseBackendManager
+from mmdeploy.errors import InputFileError
+
+
+class ONNXRuntimeManager(BaseBackendManager):
+    """ONNX Runtime: ``to_backend`` checks the ONNX files; the wrapper runs them."""
+
+    name = 'onnxruntime'
+    file_suffixes = ('.onnx',)
+    #: standard ONNX covers what mmdeploy exports for ORT; marks are removed before
+    supported_custom_ops = ()
+
+    @classmethod
+    def is_available(cls) -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec('onnxruntime') is not None
+
+    @classmethod
+    def get_version(cls) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    @classmethod
+    def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
+                   device: str = 'cpu') -> List[str]:
+        """ONNX Runtime reads ONNX directly: return the files after checking they exist."""
+        for path in onnx_files:
+            if not os.path.isfile(path):
+                raise InputFileError(f'ONNX file not found: {path!r}')
+        return [os.fspath(p) for p in onnx_files]
+
+    @classmethod
+    def build_wrapper(cls, backend_files: Sequence[str], device: str = 'cpu', deploy_cfg: Any = None,
+                      input_names: Optional[Sequence[str]] = None,
+                      output_names: Optional[Sequence[str]] = None) -> Any:
+        from mmdeploy.backend.onnxruntime.wrapper import ORTWrapper
+
+        backend_cfg = dict(deploy_cfg.get('backend_config', {})) if deploy_cfg is not None else {}
+        return ORTWrapper(backend_files[0], device=device, output_names=output_names,
+                          providers=backend_cfg.get('providers'),
+                          num_threads=backend_cfg.get('intra_op_num_threads'))

@@ -1,0 +1,1 @@
+"""OpenMMLab codebases; each codebase is a plugin in its own sub-folder."""

@@ -1,0 +1,182 @@
+"""BaseTask: what the converter needs from a codebase for one task."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from mmdeploy.errors import InputDataError, InputFileError
+from mmdeploy.utils.config import get_ir_config
+
+ImageInput = Union[str, np.ndarray]
+
+
+def read_image(img: ImageInput) -> np.ndarray:
+    """Read an image path (BGR, HxWx3 uint8) or check an array; clear errors for bad input."""
+    import cv2
+
+    if isinstance(img, (str, os.PathLike)):
+        path = os.fspath(img)
+        if not os.path.isfile(path):
+            raise InputFileError(f'image not found: {path!r}')
+        array = cv2.imread(path, cv2.IMREAD_COLOR)
+        if array is None:
+            raise InputFileError(f'image {path!r} cannot be decoded; give a PNG or JPEG file')
+        return array
+    if not isinstance(img, np.ndarray):
+        raise InputDataError(f'image must be a file path or a numpy array, got {type(img).__name__}')
+    if img.size == 0:
+        raise InputDataError(f'image is empty (shape {img.shape})')
+    if img.dtype != np.uint8:
+        raise InputDataError(f'image must be uint8 (BGR, HxWx3), got dtype {img.dtype}')
+    if img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (1, 3):
+        raise InputDataError(f'image must be HxW or HxWx3 (BGR), got shape {img.shape}')
+    return img if img.shape[2] == 3 else np.repeat(img, 3, axis=2)
+
+
+@contextlib.contextmanager
+def quiet_mmengine() -> Iterator[None]:
+    """Silence mmengine's INFO logging (weight-init tables) for the block."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class BaseTask:
+    """A task processor: builds models, inputs and meta for one codebase task.
+
+    Args:
+        model_cfg: the codebase's model config (mmengine Config).
+        deploy_cfg: the deploy config (mmengine Config).
+        device: ``'cpu'`` or ``'cuda[:id]'``.
+    """
+
+    #: the codebase's package, whose registries build the model
+    codebase: str = ''
+    #: task name as in ``codebase_config.task``
+    task: str = ''
+    #: SDK task class name in deploy.json (``'Classifier'``, ``'Detector'``, ...)
+    sdk_task: str = ''
+    #: codebase module name in pipeline.json's postprocess task
+    sdk_module: str = ''
+
+    def __init__(self, model_cfg: Any, deploy_cfg: Any, device: str = 'cpu') -> None:
+        self.model_cfg = model_cfg
+        self.deploy_cfg = deploy_cfg
+        self.device = device
+
+    # --------------------------------------------------------- PyTorch side
+    def init_scope(self) -> None:
+        """Make the codebase's registries the default scope."""
+        from mmengine.registry import init_default_scope
+
+        init_default_scope(self.model_cfg.get('default_scope', self.codebase))
+
+    def build_pytorch_model(self, model_checkpoint: Optional[str] = None) -> Any:
+        """Build the model from the config; load ``model_checkpoint`` if given (else random weights)."""
+        import torch
+        from mmengine.registry import MODELS
+
+        self.init_scope()
+        model_cfg = self.model_cfg.model.copy()
+        model_cfg.pop('pretrained', None)
+        if self.model_cfg.get('data_preprocessor') and 'data_preprocessor' not in model_cfg:
+            # as mmengine's Runner does: the top-level preprocessor belongs to the model
+            model_cfg['data_preprocessor'] = copy.deepcopy(self.model_cfg.data_preprocessor)
+        init_cfg = model_cfg.get('backbone', {}).get('init_cfg') if isinstance(
+            model_cfg.get('backbone'), dict) else None
+        if init_cfg and init_cfg.get('type') == 'Pretrained':  # never download weights
+            model_cfg['backbone'] = dict(model_cfg['backbone'], init_cfg=None)
+        with quiet_mmengine():
+            model = MODELS.build(model_cfg)
+            if not model_checkpoint:
+                model.init_weights()
+        if model_checkpoint:
+            if not os.path.isfile(model_checkpoint):
+                raise InputFileError(f'checkpoint not found: {model_checkpoint!r}')
+            from mmengine.runner import load_checkpoint
+
+            load_checkpoint(model, model_checkpoint, map_location='cpu')
+        model.cfg = self.model_cfg
+        self.update_dataset_meta(model)
+        return model.to(self.device).eval().requires_grad_(False) if isinstance(model, torch.nn.Module) else model
+
+    def update_dataset_meta(self, model: Any) -> None:
+        """Give the model class names when the checkpoint did not (override per codebase)."""
+
+    def create_input(self, imgs: Union[ImageInput, Sequence[ImageInput]],
+                     input_shape: Optional[Sequence[int]] = None,
+                     data_preprocessor: Any = None) -> Tuple[Dict[str, Any], Any]:
+        """Preprocess images as the model config's test pipeline does.
+
+        Returns:
+            ``(data, tensor)``: the preprocessed batch dict (``inputs`` and
+            ``data_samples``) and the tensor fed to the exported model.
+        """
+        raise NotImplementedError
+
+    def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
+        """The nn.Module to export; its ``forward(tensor)`` returns the output tensors."""
+        raise NotImplementedError
+
+    def run_pytorch(self, model: Any, data: Dict[str, Any]) -> List[Any]:
+        """Eager PyTorch prediction (no rewrites): the codebase's data samples."""
+        import torch
+
+        with torch.no_grad():
+            return model.test_step(data)
+
+    # --------------------------------------------------------- backend side
+    def build_backend_model(self, backend_files: Sequence[str]) -> Any:
+        """A model that runs the backend files and returns data samples like ``run_pytorch``."""
+        raise NotImplementedError
+
+    def outputs_for_comparison(self, results: List[Any]) -> Dict[str, np.ndarray]:
+        """Named arrays from data samples, compared between PyTorch and the backend."""
+        raise NotImplementedError
+
+    def visualize(self, image: np.ndarray, result: Any, output_file: str, title: str) -> None:
+        """Draw ``result`` on ``image`` and write ``output_file`` (PNG)."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------- SDK meta
+    def get_preprocess(self) -> List[Dict[str, Any]]:
+        """Preprocess transforms for pipeline.json."""
+        raise NotImplementedError
+
+    def get_postprocess(self) -> Dict[str, Any]:
+        """Postprocess component and params for pipeline.json."""
+        raise NotImplementedError
+
+    def get_model_name(self) -> str:
+        """A short name of the model (for deploy.json)."""
+        name = self.model_cfg.model.get('type', 'model')
+        backbone = self.model_cfg.model.get('backbone', {})
+        if isinstance(backbone, dict) and backbone.get('type'):
+            name = f"{name}_{backbone['type']}".lower()
+        return name.lower()
+
+    # --------------------------------------------------------- helpers
+    def ir_input_shape(self) -> Optional[Tuple[int, int]]:
+        """``onnx_config.input_shape`` as (width, height), or None for dynamic."""
+        shape = get_ir_config(self.deploy_cfg).get('input_shape')
+        return tuple(shape) if shape else None
+
+    @staticmethod
+    def get_partition_cfg(partition_type: str) -> List[Dict[str, Any]]:
+        """Predefined partitions of this task (none by default)."""
+        from mmdeploy.errors import ConfigError
+
+        raise ConfigError(f'no predefined partition {partition_type!r} for this task')

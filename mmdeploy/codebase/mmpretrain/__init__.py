@@ -1,0 +1,1 @@
+"""mmpretrain codebase plugin (``codebase_config.type = 'mmpretrain'``)."""

@@ -1,0 +1,142 @@
+"""Function rewrites: patch a function by qualified name inside a RewriterContext."""
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from mmdeploy.core.rewriters.records import DEFAULT, IR, Checker, Record, RecordRegistry
+from mmdeploy.core.rewriters.targets import PatchSet, aliases_in_modules, resolve, top_package_imported
+from mmdeploy.errors import RewriteError
+
+
+@dataclass
+class RewriteCallContext:
+    """What a rewrite sees through ``FUNCTION_REWRITER.get_context()``.
+
+    Attributes:
+        origin_func: the function that was in place before the rewrite; call it
+            to fall back to the original behaviour.
+        cfg: the deploy config of the export.
+        backend: the backend being exported for.
+        ir: the IR being exported to.
+        opset: the ONNX opset version (may be None).
+        extra: other keywords given to the RewriterContext or the record.
+    """
+
+    origin_func: Callable
+    cfg: Any
+    backend: str
+    ir: str
+    opset: Optional[int] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        extra = self.__dict__.get('extra', {})
+        if name in extra:
+            return extra[name]
+        raise AttributeError(name)
+
+
+_LOCAL = threading.local()
+
+
+def _call_stack() -> List[RewriteCallContext]:
+    stack = getattr(_LOCAL, 'stack', None)
+    if stack is None:
+        stack = _LOCAL.stack = []
+    return stack
+
+
+def _make_wrapper(rewrite: Callable, ctx: RewriteCallContext, owner_thread: int) -> Callable:
+    origin = ctx.origin_func
+
+    @functools.wraps(origin)
+    def rewritten(*args: Any, **kwargs: Any) -> Any:
+        # another thread (not exporting) keeps the original behaviour
+        if threading.get_ident() != owner_thread:
+            return origin(*args, **kwargs)
+        stack = _call_stack()
+        stack.append(ctx)
+        try:
+            return rewrite(*args, **kwargs)
+        finally:
+            stack.pop()
+
+    rewritten.__mmdeploy_rewrite__ = rewrite
+    return rewritten
+
+
+class FunctionRewriter:
+    """Registry of function rewrites; see :meth:`register_rewriter`."""
+
+    def __init__(self) -> None:
+        self.registry = RecordRegistry()
+
+    def register_rewriter(self, func_name: str, backend: str = DEFAULT, ir: str = IR.DEFAULT,
+                          extra_checkers: Optional[Sequence[Checker]] = None,
+                          **kwargs: Any) -> Callable[[Callable], Callable]:
+        """Decorator: use the decorated function in place of ``func_name`` while exporting.
+
+        Args:
+            func_name: dotted path of the target, e.g.
+                ``'mmpretrain.models.heads.ClsHead.predict'``.
+            backend: only for this backend (``'default'``: any). A
+                backend-specific rewrite wins over a default one.
+            ir: only for this IR (``'onnx'``, ``'torchscript'``, ``'default'``).
+            extra_checkers: callables ``env -> bool`` that must all pass.
+            **kwargs: stored and visible on the call context.
+
+        The rewrite takes the same arguments as the target; inside it,
+        ``FUNCTION_REWRITER.get_context()`` returns a
+        :class:`RewriteCallContext` with ``origin_func`` and ``cfg``.
+        """
+
+        def decorator(func: Callable) -> Callable:
+            self.registry.add(Record(func_name, func, backend, ir, tuple(extra_checkers or ()), kwargs))
+            return func
+
+        return decorator
+
+    def remove_record(self, func: Callable) -> None:
+        """Unregister a rewrite function (used by tests)."""
+        self.registry.remove(func)
+
+    @staticmethod
+    def get_context(key: Optional[str] = None) -> RewriteCallContext:
+        """The context of the rewrite currently running on this thread.
+
+        Raises:
+            RewriteError: when called outside a rewrite.
+        """
+        stack = _call_stack()
+        if not stack:
+            raise RewriteError('FUNCTION_REWRITER.get_context() called outside a rewritten function')
+        return stack[-1]
+
+    def enter(self, patches: PatchSet, env: Mapping[str, Any], cfg: Any,
+              extra: Mapping[str, Any]) -> None:
+        """Install every matching rewrite into ``patches`` (called by RewriterContext)."""
+        owner_thread = threading.get_ident()
+        for record in self.registry.select(env):
+            if not top_package_imported(record.name):
+                continue  # nothing of that package is loaded, so nothing can call it
+            target = resolve(record.name)
+            origin = target.function
+            if not callable(origin):
+                raise RewriteError(f'rewrite target {record.name!r} is not callable')
+            ctx = RewriteCallContext(origin, cfg, env['backend'], env['ir'], extra.get('opset'),
+                                     {**extra, **record.extra})
+            wrapper = _make_wrapper(record.obj, ctx, owner_thread)
+            if isinstance(target.raw, staticmethod):
+                installed: Any = staticmethod(wrapper)
+            elif isinstance(target.raw, classmethod):
+                installed = classmethod(wrapper)
+            else:
+                installed = wrapper
+            patches.set(target.owner, target.attr, installed)
+            if inspect.ismodule(target.owner):
+                for module, name in aliases_in_modules(origin, (target.owner, target.attr)):
+                    patches.set(module, name, wrapper)

@@ -1,0 +1,129 @@
+"""The public plugin contract of mmdeploy.
+
+Every codebase (mmpretrain, mmdet, ...) and every inference engine (ONNX Runtime,
+...) is a plugin: a module or object with functions decorated by
+:data:`hookimpl` whose names match the hook specifications below. Built-in
+plugins and third-party ones (entry-point group ``mmdeploy``) go through the
+same hooks.
+
+Contributions are made through a ``register`` callback owned by the host, which
+applies the policy: a name registered twice is refused with a warning naming
+both plugins. Every hook is collect-all: each plugin is called in turn, and a
+plugin that raises is reported by name and skipped.
+
+Example of a third-party backend plugin::
+
+    from mmdeploy.hookspecs import hookimpl
+
+    @hookimpl
+    def mmdeploy_backends(register):
+        register('mybackend', MyBackendManager, requires=('mybackend_runtime',))
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import pluggy
+
+if TYPE_CHECKING:  # heavy or circular imports only for type checkers
+    from mmdeploy.core.rewriters.manager import RewriterManager
+
+PROJECT_NAME = 'mmdeploy'
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def mmdeploy_backends(register: Callable[..., None]) -> None:
+    """Register inference-engine backends.
+
+    Args:
+        register: call ``register(name, manager, requires=())`` once per
+            backend. ``name`` is the value users put in
+            ``backend_config.type`` (for example ``'onnxruntime'``).
+            ``manager`` is a subclass of
+            :class:`mmdeploy.backend.base.BaseBackendManager` (or a zero
+            argument callable returning one, so heavy imports can wait).
+            ``requires`` lists the Python modules the backend needs; when one
+            cannot be found the backend is recorded as unavailable with that
+            reason instead of failing later.
+
+    Returns:
+        Nothing; contributions go through ``register``.
+    """
+
+
+@hookspec
+def mmdeploy_codebases(register: Callable[..., None]) -> None:
+    """Register OpenMMLab codebases and their task processors.
+
+    Args:
+        register: call ``register(name, tasks, requires=())`` once per
+            codebase. ``name`` is the value of ``codebase_config.type`` (for
+            example ``'mmpretrain'``). ``tasks`` maps a task name (the value of
+            ``codebase_config.task``, for example ``'Classification'``) to a
+            subclass of :class:`mmdeploy.codebase.base.BaseTask` or to a zero
+            argument callable returning one. ``requires`` lists the Python
+            modules the codebase needs.
+
+    Returns:
+        Nothing; contributions go through ``register``.
+    """
+
+
+@hookspec
+def mmdeploy_rewrites(rewriters: 'RewriterManager') -> None:
+    """Register function, module and symbolic rewrites.
+
+    Called once, the first time a :class:`mmdeploy.core.RewriterContext` is
+    entered, so the imports a plugin does here cost nothing at
+    ``import mmdeploy``.
+
+    Args:
+        rewriters: the rewriter manager; register with
+            ``rewriters.function.register_rewriter(func_name, backend, ir)``,
+            ``rewriters.module.register_rewrite_module(module_type, ...)`` and
+            ``rewriters.symbolic.register_symbolic(op_name, ...)``. These are
+            the same objects as ``mmdeploy.core.FUNCTION_REWRITER``,
+            ``MODULE_REWRITER`` and ``SYMBOLIC_REWRITER``, so importing a
+            module that uses those decorators is a valid implementation.
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def mmdeploy_partitions(register: Callable[..., None]) -> None:
+    """Register predefined partition configs (how to cut a model by marks).
+
+    Args:
+        register: call ``register(codebase, name, partitions)`` where
+            ``partitions`` is a list of dicts with keys ``save_file``,
+            ``start`` (list of ``'func[id]:input|output'`` markers), ``end``
+            (same syntax), and optional ``output_names`` and
+            ``dynamic_axes``. Users select one with
+            ``partition_config = dict(type=name, apply_marks=True)``.
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def mmdeploy_custom_ops(register: Callable[..., None]) -> None:
+    """Register custom ops: how a torch op becomes an ONNX node.
+
+    Args:
+        register: call ``register(op, torchscript=None, dynamo=None,
+            backends=None)``. ``op`` is a torch operator name such as
+            ``'mmdeploy::mark'`` (defined with :mod:`torch.library`).
+            ``torchscript`` is a symbolic function ``(g, *args) -> Value`` for
+            the TorchScript exporter; ``dynamo`` is an onnxscript function for
+            the dynamo exporter's ``custom_translation_table``. ``backends``
+            restricts the op to some backends (``None``: all).
+
+    Returns:
+        Nothing.
+    """

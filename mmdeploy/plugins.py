@@ -1,0 +1,308 @@
+"""Plugin manager: loads built-in and third-party plugins and holds what they register.
+
+Loading is lazy: nothing here runs at ``import mmdeploy``; the first call to
+:func:`get_registry` (made by ``build_backend_manager``, ``torch2onnx``, the
+CLI, ...) loads every plugin once.
+
+Environment switches:
+
+- ``MMDEPLOY_DISABLE_PLUGIN_AUTOLOAD=1``: load only built-in plugins, no entry
+  points.
+- ``MMDEPLOY_BLOCK_PLUGINS=name1,name2``: never load these plugins (by name).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import threading
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import pluggy
+
+from mmdeploy import hookspecs
+from mmdeploy.errors import PluginError
+
+logger = logging.getLogger('mmdeploy')
+
+ENTRY_POINT_GROUP = 'mmdeploy'
+
+#: Built-in plugins: module paths, registered exactly like entry points.
+DEFAULT_PLUGINS: Tuple[str, ...] = (
+    'mmdeploy.backend.onnxruntime.plugin',
+    'mmdeploy.codebase.mmpretrain.plugin',
+    'mmdeploy.codebase.mmdet.plugin',
+    'mmdeploy.mmcv.ops.plugin',
+    'mmdeploy.core.marks_plugin',
+)
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin failed to load or raised in a hook, and was skipped."""
+
+
+@dataclass
+class Entry:
+    """One registered item (backend, codebase, partition).
+
+    Attributes:
+        name: the name users select it by.
+        plugin: name of the plugin that registered it.
+        value: the registered object (class, mapping or factory).
+        missing: Python modules it needs that are not installed; empty when
+            the entry is usable.
+    """
+
+    name: str
+    plugin: str
+    value: Any
+    missing: Tuple[str, ...] = ()
+
+    @property
+    def available(self) -> bool:
+        """True when every required module is installed."""
+        return not self.missing
+
+
+@dataclass
+class PluginInfo:
+    """What the listing (`mmdeploy plugins`) shows for one plugin."""
+
+    name: str
+    source: str  # 'builtin' or the distribution 'name version'
+    hooks: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered."""
+
+    backends: Dict[str, Entry] = field(default_factory=dict)
+    codebases: Dict[str, Entry] = field(default_factory=dict)
+    partitions: Dict[Tuple[str, str], Entry] = field(default_factory=dict)
+    plugins: Dict[str, PluginInfo] = field(default_factory=dict)
+
+
+def _missing_modules(requires: Sequence[str]) -> Tuple[str, ...]:
+    missing = []
+    for mod in requires:
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(mod)
+    return tuple(missing)
+
+
+class PluginManager:
+    """Owns the pluggy manager, loads plugins once and collects registrations."""
+
+    def __init__(self, builtin: Sequence[str] = DEFAULT_PLUGINS, entry_points: bool = True):
+        self._builtin = tuple(builtin)
+        self._entry_points = entry_points
+        self._lock = threading.RLock()
+        self._registry: Optional[Registry] = None
+        self._rewrites_loaded = False
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+
+    # ------------------------------------------------------------ loading
+    def _blocked(self) -> set:
+        raw = os.environ.get('MMDEPLOY_BLOCK_PLUGINS', '')
+        return {name.strip() for name in raw.split(',') if name.strip()}
+
+    def _load(self, registry: Registry) -> None:
+        blocked = self._blocked()
+        for module_path in self._builtin:
+            if module_path in blocked:
+                continue
+            try:
+                module = importlib.import_module(module_path)
+                self.pm.register(module, name=module_path)
+                registry.plugins[module_path] = PluginInfo(module_path, 'builtin')
+            except Exception as exc:  # a broken plugin must not break mmdeploy
+                self._report(registry, module_path, 'builtin', 'import', exc)
+        autoload_off = os.environ.get('MMDEPLOY_DISABLE_PLUGIN_AUTOLOAD', '') not in ('', '0')
+        if self._entry_points and not autoload_off:
+            self._load_entry_points(registry, blocked)
+        for name, plugin in self.pm.list_name_plugin():
+            info = registry.plugins.get(name)
+            if info is not None:
+                info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+
+    def _load_entry_points(self, registry: Registry, blocked: set) -> None:
+        from importlib.metadata import distributions
+
+        seen = set()
+        for dist in distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or ep.name in blocked or ep.name in seen:
+                    continue
+                seen.add(ep.name)
+                source = f"{dist.metadata['name']} {dist.version}"
+                if self.pm.has_plugin(ep.name):
+                    self._report(registry, ep.name, source, 'register',
+                                 PluginError(f'a plugin named {ep.name!r} is already registered'))
+                    continue
+                try:
+                    self.pm.register(ep.load(), name=ep.name)
+                    registry.plugins[ep.name] = PluginInfo(ep.name, source)
+                except Exception as exc:
+                    self._report(registry, ep.name, source, 'import', exc)
+
+    @staticmethod
+    def _report(registry: Registry, name: str, source: str, where: str, exc: BaseException) -> None:
+        detail = ''.join(traceback.format_exception_only(type(exc), exc)).strip()
+        info = registry.plugins.setdefault(name, PluginInfo(name, source))
+        info.error = f'{where}: {detail}'
+        warnings.warn(f'mmdeploy plugin {name!r} ({source}) failed in {where} and was skipped: {detail}',
+                      PluginLoadWarning, stacklevel=3)
+        logger.debug('plugin %s failed:\n%s', name, ''.join(traceback.format_exception(exc)))
+
+    def _call_each(self, registry: Registry, hook_name: str, **kwargs: Any) -> None:
+        """Call one hook plugin by plugin so that one failing plugin is skipped alone."""
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            self._current_plugin = impl.plugin_name
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except Exception as exc:
+                info = registry.plugins.get(impl.plugin_name)
+                self._report(registry, impl.plugin_name, info.source if info else '?', hook_name, exc)
+            finally:
+                self._current_plugin = None
+
+    def _register_into(self, table: Dict, kind: str) -> Callable[..., None]:
+        def register(name: str, value: Any, requires: Sequence[str] = ()) -> None:
+            plugin = self._current_plugin or '<direct>'
+            if name in table:
+                raise PluginError(f'{kind} {name!r} from plugin {plugin!r} is refused: '
+                                  f'plugin {table[name].plugin!r} already registered it')
+            table[name] = Entry(name, plugin, value, _missing_modules(requires))
+        return register
+
+    def registry(self) -> Registry:
+        """Load plugins (once) and return what they registered."""
+        with self._lock:
+            if self._registry is None:
+                registry = Registry()
+                self._current_plugin = None
+                self._load(registry)
+                self._call_each(registry, 'mmdeploy_backends',
+                                register=self._register_into(registry.backends, 'backend'))
+                self._call_each(registry, 'mmdeploy_codebases',
+                                register=self._register_into(registry.codebases, 'codebase'))
+
+                def register_partition(codebase: str, name: str, partitions: Any) -> None:
+                    self._register_into(registry.partitions, 'partition')((codebase, name), partitions)
+
+                self._call_each(registry, 'mmdeploy_partitions', register=register_partition)
+                self._registry = registry
+            return self._registry
+
+    def load_rewrites(self) -> None:
+        """Call every plugin's rewrite and custom-op hooks (once)."""
+        with self._lock:
+            registry = self.registry()
+            if self._rewrites_loaded:
+                return
+            self._rewrites_loaded = True
+            from mmdeploy.core.rewriters.manager import REWRITER_MANAGER
+
+            self._call_each(registry, 'mmdeploy_rewrites', rewriters=REWRITER_MANAGER)
+            self._call_each(registry, 'mmdeploy_custom_ops',
+                            register=REWRITER_MANAGER.symbolic.register_custom_op)
+
+
+_MANAGER: Optional[PluginManager] = None
+_MANAGER_LOCK = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """Return the process-wide plugin manager (created on first use)."""
+    global _MANAGER
+    with _MANAGER_LOCK:
+        if _MANAGER is None:
+            _MANAGER = PluginManager()
+        return _MANAGER
+
+
+def reset_plugin_manager() -> None:
+    """Forget loaded plugins; the next use loads them again (used by tests)."""
+    global _MANAGER
+    with _MANAGER_LOCK:
+        _MANAGER = None
+
+
+def get_registry() -> Registry:
+    """Load plugins once and return what they registered."""
+    return get_plugin_manager().registry()
+
+
+def _resolve(entry: Entry) -> Any:
+    """An entry's value; a zero-argument factory function is called (lazy imports)."""
+    value = entry.value
+    if callable(value) and not isinstance(value, type) and getattr(value, '__mmdeploy_factory__', False):
+        return value()
+    return value
+
+
+def factory(func: Callable[[], Any]) -> Callable[[], Any]:
+    """Mark a zero-argument function as a lazy factory for ``register``."""
+    func.__mmdeploy_factory__ = True
+    return func
+
+
+def get_backend_manager(name: str) -> Any:
+    """The backend manager class registered under ``name``.
+
+    Raises:
+        BackendUnavailableError: unknown backend (the known ones are listed) or
+            its package is not installed (named, with the pip command).
+    """
+    from mmdeploy.errors import BackendUnavailableError
+
+    registry = get_registry()
+    entry = registry.backends.get(name)
+    if entry is None:
+        known = ', '.join(sorted(registry.backends)) or 'none'
+        raise BackendUnavailableError(f'unknown backend {name!r}; known backends: {known}')
+    if not entry.available:
+        raise BackendUnavailableError(
+            f'backend {name!r} needs Python package(s) {", ".join(entry.missing)} which are not '
+            f'installed; install them (e.g. pip install {" ".join(entry.missing)})')
+    return _resolve(entry)
+
+
+def get_task_class(codebase: str, task: str) -> Any:
+    """The task processor class for ``codebase`` / ``task``.
+
+    Raises:
+        CodebaseUnavailableError: unknown codebase or task, or its package is
+            not installed.
+    """
+    from mmdeploy.errors import CodebaseUnavailableError
+
+    registry = get_registry()
+    entry = registry.codebases.get(codebase)
+    if entry is None:
+        known = ', '.join(sorted(registry.codebases)) or 'none'
+        raise CodebaseUnavailableError(f'unknown codebase {codebase!r}; known codebases: {known}')
+    if not entry.available:
+        raise CodebaseUnavailableError(
+            f'codebase {codebase!r} needs Python package(s) {", ".join(entry.missing)} which are '
+            f'not installed; install them (e.g. pip install {" ".join(entry.missing)})')
+    tasks = entry.value
+    if task not in tasks:
+        raise CodebaseUnavailableError(f'codebase {codebase!r} has no task {task!r}; '
+                                       f'its tasks: {", ".join(sorted(tasks))}')
+    value = tasks[task]
+    if callable(value) and getattr(value, '__mmdeploy_factory__', False):
+        return value()
+    return value

@@ -1,0 +1,1 @@
+"""Helpers shared by the converter, the codebases and the CLI."""
