@@ -1,0 +1,1 @@
+"""mmdet codebase: object detection and instance segmentation."""

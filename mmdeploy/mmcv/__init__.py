@@ -1,0 +1,1 @@
+"""Export support for mmcv: rewrites and custom ops of mmcv ops."""

@@ -1,0 +1,1 @@
+"""Export of mmcv ops (NMS, RoIAlign, ...) for both torch exporters."""
