@@ -8,8 +8,10 @@ same hooks.
 
 Contributions are made through a ``register`` callback owned by the host, which
 applies the policy: a name registered twice is refused with a warning naming
-both plugins. Every hook is collect-all: each plugin is called in turn, and a
-plugin that raises is reported by name and skipped.
+both plugins. Every hook is collect-all: each plugin is called in turn, in
+registration order (built-ins first, so the first registration of a name wins),
+and a plugin that raises is reported by name and skipped, along with what it
+registered in that call.
 
 Example of a third-party backend plugin::
 

@@ -109,6 +109,8 @@ class PluginManager:
         self._lock = threading.RLock()
         self._registry: Optional[Registry] = None
         self._rewrites_loaded = False
+        self._current_plugin: Optional[str] = None
+        self._added: List[Tuple[Dict, Any]] = []  # what the running hook registered
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
 
@@ -139,13 +141,19 @@ class PluginManager:
     def _load_entry_points(self, registry: Registry, blocked: set) -> None:
         from importlib.metadata import distributions
 
-        seen = set()
+        seen: Dict[str, str] = {}  # plugin name -> distribution that provided it
         for dist in distributions():
             for ep in dist.entry_points:
-                if ep.group != ENTRY_POINT_GROUP or ep.name in blocked or ep.name in seen:
+                if ep.group != ENTRY_POINT_GROUP or ep.name in blocked:
                     continue
-                seen.add(ep.name)
                 source = f"{dist.metadata['name']} {dist.version}"
+                if ep.name in seen:  # the same distribution twice on sys.path is skipped quietly
+                    if seen[ep.name] != dist.metadata['name']:
+                        warnings.warn(f'mmdeploy plugin {ep.name!r} ({source}) is refused: '
+                                      f'distribution {seen[ep.name]!r} already provides a plugin '
+                                      f'of that name', PluginLoadWarning, stacklevel=3)
+                    continue
+                seen[ep.name] = dist.metadata['name']
                 if self.pm.has_plugin(ep.name):
                     self._report(registry, ep.name, source, 'register',
                                  PluginError(f'a plugin named {ep.name!r} is already registered'))
@@ -168,15 +176,24 @@ class PluginManager:
     def _call_each(self, registry: Registry, hook_name: str, **kwargs: Any) -> None:
         """Call one hook plugin by plugin so that one failing plugin is skipped alone."""
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        # registration order (built-ins first, so a later plugin cannot take their
+        # names), tryfirst before and trylast after the rest; pluggy itself would
+        # call the last registered first
+        impls = sorted((i for i in caller.get_hookimpls() if not (i.hookwrapper or i.wrapper)),
+                       key=lambda i: 0 if i.tryfirst else 2 if i.trylast else 1)
+        for impl in impls:
             self._current_plugin = impl.plugin_name
+            self._added = []
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
+                for table, key in self._added:  # a failed hook contributes nothing
+                    table.pop(key, None)
                 info = registry.plugins.get(impl.plugin_name)
                 self._report(registry, impl.plugin_name, info.source if info else '?', hook_name, exc)
             finally:
                 self._current_plugin = None
+                self._added = []
 
     def _register_into(self, table: Dict, kind: str) -> Callable[..., None]:
         def register(name: str, value: Any, requires: Sequence[str] = ()) -> None:
@@ -185,6 +202,7 @@ class PluginManager:
                 raise PluginError(f'{kind} {name!r} from plugin {plugin!r} is refused: '
                                   f'plugin {table[name].plugin!r} already registered it')
             table[name] = Entry(name, plugin, value, _missing_modules(requires))
+            self._added.append((table, name))
         return register
 
     def registry(self) -> Registry:

@@ -4,8 +4,9 @@
 every export through ``torch2onnx`` emit one ``mmdeploy::Mark`` node per
 marked tensor, with attributes ``func``, ``func_id`` (the n-th call of that
 function in the model), ``type`` (``'input'`` or ``'output'``), ``name`` and
-``id``. Outside an export the decorator costs one check and changes nothing.
-After export the marks are removed by
+``id`` (position among that call's marked inputs, or outputs). Outside an
+export the decorator costs one check and changes nothing. After export the
+marks are removed by
 :func:`mmdeploy.apis.onnx.passes.remove_marks` unless a partition is asked for,
 in which case :func:`mmdeploy.apis.onnx.partition.extract_partition` cuts the
 graph at them.
@@ -89,22 +90,26 @@ def mark(func_name: Optional[str] = None, inputs: Optional[Sequence[str]] = None
             counts[name] = func_id + 1
             bound = list(args)
             start = 1 if has_self and bound else 0
+            # ``id`` numbers the marked tensors of one call in declared order, so a
+            # partition marker selecting several of them keeps that order
+            index = [0]
             for input_name in inputs or ():
                 if input_name in kwargs:
                     kwargs[input_name] = mark_tensors(kwargs[input_name], name, func_id, 'input',
-                                                      input_name, [0])
+                                                      input_name, index)
                 elif input_name in params and params.index(input_name) + start < len(bound):
                     position = params.index(input_name) + start
                     bound[position] = mark_tensors(bound[position], name, func_id, 'input',
-                                                   input_name, [0])
+                                                   input_name, index)
             result = func(*bound, **kwargs)
             if not outputs:
                 return result
+            index = [0]
             if isinstance(result, (list, tuple)) and len(outputs) == len(result) and len(outputs) > 1:
-                marked = [mark_tensors(r, name, func_id, 'output', out, [0])
+                marked = [mark_tensors(r, name, func_id, 'output', out, index)
                           for r, out in zip(result, outputs)]
                 return type(result)(marked)
-            return mark_tensors(result, name, func_id, 'output', outputs[0], [0])
+            return mark_tensors(result, name, func_id, 'output', outputs[0], index)
 
         return wrapper
 

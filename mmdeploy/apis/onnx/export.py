@@ -9,7 +9,7 @@ import warnings
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from mmdeploy.core.rewriters.manager import RewriterContext
-from mmdeploy.errors import ExportError
+from mmdeploy.errors import ExportError, MMDeployError
 
 logger = logging.getLogger('mmdeploy')
 
@@ -64,6 +64,8 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
     Raises:
         ExportError: the export failed; the message names the exporter and
             the torch error, and no file is left behind.
+        RewriteError: a rewrite could not be installed (e.g. its target does
+            not exist); raised as is, naming the target.
     """
     import onnx
     import torch
@@ -97,7 +99,7 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
                     _rename_dynamic_dims(onnx_model, dynamic_axes)
                     onnx.save(onnx_model, tmp)
         os.replace(tmp, output_file)
-    except ExportError:
+    except MMDeployError:  # e.g. RewriteError naming a missing target: keep its type
         raise
     except Exception as exc:
         raise ExportError(f'{exporter} export to ONNX failed: {type(exc).__name__}: '

@@ -66,6 +66,7 @@ def _make_wrapper(rewrite: Callable, ctx: RewriteCallContext, owner_thread: int)
             stack.pop()
 
     rewritten.__mmdeploy_rewrite__ = rewrite
+    rewritten.__mmdeploy_origin__ = origin
     return rewritten
 
 
@@ -124,9 +125,13 @@ class FunctionRewriter:
             if not top_package_imported(record.name):
                 continue  # nothing of that package is loaded, so nothing can call it
             target = resolve(record.name)
-            origin = target.function
+            current = origin = target.function
             if not callable(origin):
                 raise RewriteError(f'rewrite target {record.name!r} is not callable')
+            if getattr(current, '__mmdeploy_rewrite__', None) is record.obj:
+                # an enclosing context installed this very rewrite: wrap what it
+                # wrapped, so it runs once (with this context's cfg and backend)
+                origin = current.__mmdeploy_origin__
             ctx = RewriteCallContext(origin, cfg, env['backend'], env['ir'], extra.get('opset'),
                                      {**extra, **record.extra})
             wrapper = _make_wrapper(record.obj, ctx, owner_thread)
@@ -138,5 +143,5 @@ class FunctionRewriter:
                 installed = wrapper
             patches.set(target.owner, target.attr, installed)
             if inspect.ismodule(target.owner):
-                for module, name in aliases_in_modules(origin, (target.owner, target.attr)):
+                for module, name in aliases_in_modules(current, (target.owner, target.attr)):
                     patches.set(module, name, wrapper)

@@ -40,7 +40,8 @@ class RewriterContext:
 
     Everything is installed on ``__enter__`` and undone on ``__exit__``, also
     when the body raises. Contexts nest (the inner one's patches sit on top and
-    its ``origin_func`` is what the outer one installed). Two threads never see
+    its ``origin_func`` is what the outer one installed; a rewrite the outer one
+    already installed is not applied a second time). Two threads never see
     each other's patches: a process-wide lock serialises contexts, and a
     patched function called from a thread that does not own the context runs
     the original.
@@ -81,7 +82,9 @@ class RewriterContext:
         try:
             extra = {**self.extra, 'opset': self.opset, 'exporter': self.exporter}
             self.manager.function.enter(patches, self.env, self.cfg, extra)
-            self.translation_table = self.manager.symbolic.enter(patches, self.env, self.opset)
+            own = self.manager.symbolic.enter(patches, self.env, self.opset)
+            outer = current_context()  # like TorchScript symbolics, enclosing ones stay visible
+            self.translation_table = {**(outer.translation_table if outer else {}), **own}
         except BaseException:
             patches.undo()
             _EXPORT_LOCK.release()

@@ -17,7 +17,7 @@ installed only inside a :class:`~mmdeploy.core.RewriterContext`.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmdeploy.core.rewriters.records import DEFAULT, IR, Checker, Record, RecordRegistry
 from mmdeploy.core.rewriters.targets import PatchSet, resolve, top_package_imported
@@ -31,6 +31,32 @@ def _torch_op_overload(name: str) -> Any:
     namespace, _, op = name.partition('::')
     packet = getattr(getattr(torch.ops, namespace or 'aten'), op)
     return packet.default
+
+
+# TorchScript symbolics installed by the active contexts, innermost last, per
+# (op, opset): leaving an inner context puts the enclosing one's symbolic back.
+# Only touched while the export lock is held.
+_TORCHSCRIPT_STACK: Dict[Tuple[str, int], List[Callable]] = {}
+
+
+def _push_torchscript_symbolic(name: str, symbolic: Callable, opset: int) -> None:
+    import torch
+
+    torch.onnx.register_custom_op_symbolic(name, symbolic, opset)
+    _TORCHSCRIPT_STACK.setdefault((name, opset), []).append(symbolic)
+
+
+def _pop_torchscript_symbolic(name: str, opset: int) -> None:
+    import torch
+
+    stack = _TORCHSCRIPT_STACK.get((name, opset), [])
+    if stack:
+        stack.pop()
+    if stack:
+        torch.onnx.register_custom_op_symbolic(name, stack[-1], opset)
+    else:
+        _TORCHSCRIPT_STACK.pop((name, opset), None)
+        torch.onnx.unregister_custom_op_symbolic(name, opset)
 
 
 class SymbolicRewriter:
@@ -115,9 +141,8 @@ class SymbolicRewriter:
                         raise RewriteError(f'symbolic {record.name!r}: no such torch operator '
                                            f'({exc})') from exc
                 if record.obj is not None and env.get('exporter') != 'dynamo':
-                    torch.onnx.register_custom_op_symbolic(name, record.obj, opset)
-                    patches.on_undo(
-                        lambda name=name: torch.onnx.unregister_custom_op_symbolic(name, opset))
+                    _push_torchscript_symbolic(name, record.obj, opset)
+                    patches.on_undo(lambda name=name: _pop_torchscript_symbolic(name, opset))
                 continue
             if not top_package_imported(record.name):
                 continue

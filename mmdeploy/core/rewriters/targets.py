@@ -58,7 +58,7 @@ def resolve(path: str) -> Target:
         except ModuleNotFoundError as exc:
             # only "this prefix is not a module" is expected; a module that
             # exists but fails to import is a real error
-            if exc.name is None or not name.startswith(exc.name):
+            if exc.name is None or not (name == exc.name or name.startswith(exc.name + '.')):
                 raise RewriteError(f'cannot import {name!r} while resolving rewrite target '
                                    f'{path!r}: {exc}') from exc
             index -= 1
