@@ -62,20 +62,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 user error, 130 interrupted)."""
-    from mmdeploy.errors import MMDeployError
+def _one_line(exc: BaseException) -> str:
+    text = ' '.join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format='%(levelname)s %(name)s: %(message)s')
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 user error, 130 interrupted).
+
+    A user error (any :class:`~mmdeploy.errors.MMDeployError`) prints one
+    ``error: ...`` line that names the fix, without a traceback
+    (``--log-level DEBUG`` adds it). Ctrl-C prints one line and exits 130;
+    ``deploy`` leaves the work dir as it was.
+    """
+    args = None
     try:
-        return args.func(args)
-    except MMDeployError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+        from mmdeploy.errors import MMDeployError
+
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                            format='%(levelname)s %(name)s: %(message)s')
+        try:
+            return args.func(args)
+        except MMDeployError as exc:
+            logging.getLogger('mmdeploy').debug('traceback of the error below', exc_info=True)
+            print(f'error: {_one_line(exc)}', file=sys.stderr)
+            return 1
     except KeyboardInterrupt:
-        print('interrupted: nothing was written to the work dir', file=sys.stderr)
+        command = getattr(args, 'command', None)
+        note = ': nothing was written to the work dir' if command == 'deploy' else ''
+        print(f'interrupted{note}', file=sys.stderr)
         return 130
 
 

@@ -87,6 +87,38 @@ def compare_outputs(reference: Dict[str, np.ndarray], actual: Dict[str, np.ndarr
     return diffs
 
 
+def check_input_file(path: Any, what: str) -> str:
+    """``path`` as a string when it names a readable file; InputFileError naming the fix if not."""
+    from mmdeploy.errors import InputFileError
+
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise InputFileError(f'{what} must be a file path, got {path!r}')
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputFileError(f'{what} not found: {path!r}; check the path')
+    if not os.path.isfile(path):
+        raise InputFileError(f'{what} is not a file: {path!r}; give a file, not a folder')
+    try:
+        with open(path, 'rb'):
+            pass
+    except OSError as exc:
+        raise InputFileError(f'{what} {path!r} cannot be read ({exc.strerror or exc}); '
+                             f'check its permissions') from exc
+    return path
+
+
+def check_work_dir(work_dir: Any) -> str:
+    """The work dir must be a folder (or not exist yet); InputFileError otherwise."""
+    from mmdeploy.errors import InputFileError
+
+    if not isinstance(work_dir, (str, os.PathLike)) or not os.fspath(work_dir):
+        raise InputFileError(f'work dir must be a folder path, got {work_dir!r}')
+    work_dir = os.fspath(work_dir)
+    if os.path.exists(work_dir) and not os.path.isdir(work_dir):
+        raise InputFileError(f'work dir {work_dir!r} exists and is not a folder; give a folder path')
+    return work_dir
+
+
 def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
            model_checkpoint: Optional[str] = None, device: str = 'cpu', test_img: Optional[str] = None,
            show_progress: bool = True, stream: Optional[TextIO] = None, safe: bool = False,
@@ -111,24 +143,42 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
         stream: where progress goes (default stderr).
         safe: accept only JSON / YAML deploy configs.
         visualize: write ``output_pytorch.png`` and ``output_<backend>.png``.
+
+    Raises:
+        MMDeployError: every problem with the input is reported before the
+            slow steps start, as a subclass naming the fix: ConfigError (a
+            malformed deploy / model config, a bad device, a .py deploy config
+            with ``safe``), InputFileError (a missing or unreadable config,
+            checkpoint or image, a work dir that is a file),
+            BackendUnavailableError / CodebaseUnavailableError (unknown, or
+            its package not installed), InputDataError (an unusable image).
+            Later failures raise ExportError, ModelFileError, ...; whatever
+            fails, and on KeyboardInterrupt, ``work_dir`` is left as it was.
     """
     from mmdeploy.apis.backend import onnx2backend
     from mmdeploy.apis.pytorch2onnx import build_task_processor, export_task_model, partition_onnx
     from mmdeploy.apis.sdk_meta import export2SDK
     from mmdeploy.codebase.base.task import read_image
-    from mmdeploy.errors import InputFileError
+    from mmdeploy.plugins import get_backend_manager, get_task_class
+    from mmdeploy.utils.config import check_device, get_codebase, validate_model_config
 
     progress = Progress(8 if visualize else 7, stream, show_progress)
     result = DeployResult()
-    if model_checkpoint and not os.path.isfile(model_checkpoint):
-        raise InputFileError(f'checkpoint not found: {model_checkpoint!r}')
 
     def load() -> tuple:
+        # everything the user gave is checked before the slow steps start
+        check_work_dir(work_dir)
         dcfg = load_config(deploy_cfg, safe=safe, what='deploy config')
         validate_deploy_config(dcfg)
+        get_backend_manager(get_backend(dcfg))  # unknown backend / package not installed
+        get_task_class(*get_codebase(dcfg))  # unknown codebase or task / package not installed
+        check_device(device)
         mcfg = load_config(model_cfg, what='model config')
+        validate_model_config(mcfg)
+        if model_checkpoint is not None:
+            check_input_file(model_checkpoint, 'checkpoint')
         image = read_image(img)
-        test_image = read_image(test_img) if test_img else image
+        test_image = read_image(test_img) if test_img is not None else image
         return dcfg, mcfg, image, test_image
 
     dcfg, mcfg, image, test_image = progress.step('Load configs and image', load)

@@ -12,7 +12,9 @@ from mmdeploy.utils.config import (get_backend, get_codebase, get_exporter, get_
 def build_task_processor(model_cfg: Any, deploy_cfg: Any, device: str = 'cpu') -> Any:
     """The task processor of the deploy config's codebase / task, built for ``model_cfg``."""
     from mmdeploy.plugins import get_task_class
+    from mmdeploy.utils.config import validate_model_config
 
+    validate_model_config(model_cfg)
     codebase, task = get_codebase(deploy_cfg)
     return get_task_class(codebase, task)(model_cfg, deploy_cfg, device)
 
@@ -43,7 +45,6 @@ def torch2onnx(img: Any, work_dir: str, save_file: str, deploy_cfg: Any, model_c
     validate_deploy_config(deploy_cfg)
     task = build_task_processor(model_cfg, deploy_cfg, device)
     model = task.build_pytorch_model(model_checkpoint)
-    os.makedirs(work_dir, exist_ok=True)
     return export_task_model(task, model, img, os.path.join(work_dir, save_file))
 
 
@@ -53,25 +54,31 @@ def export_task_model(task: Any, model: Any, img: Any, output_file: str) -> str:
 
     from mmdeploy.apis.onnx.export import export_onnx
     from mmdeploy.apis.onnx.passes import remove_marks, simplify
-    from mmdeploy.utils.files import atomic_write_bytes
+    from mmdeploy.utils.files import _temp_path, atomic_write_bytes
 
     deploy_cfg = task.deploy_cfg
     ir_cfg = get_ir_config(deploy_cfg)
     data, tensor = task.create_input(img, task.ir_input_shape(), model.data_preprocessor)
     partition = get_partition_config(deploy_cfg)
-    export_onnx(task.export_module(model, data), (tensor,), output_file, deploy_cfg,
-                backend=get_backend(deploy_cfg),
-                input_names=ir_cfg.get('input_names', ['input']),
-                output_names=ir_cfg.get('output_names', ['output']),
-                dynamic_axes=ir_cfg.get('dynamic_axes'), opset_version=ir_cfg.get('opset_version', 17),
-                exporter=get_exporter(deploy_cfg), apply_marks=True,
-                data_samples=data.get('data_samples'))
-    onnx_model = onnx.load(output_file)
-    if partition is None:
-        remove_marks(onnx_model)
-    if ir_cfg.get('optimize', True):
-        onnx_model = simplify(onnx_model)
-    atomic_write_bytes(output_file, onnx_model.SerializeToString())
+    # the raw export goes to a temporary name: output_file appears only once the passes ran
+    raw_file = _temp_path(output_file)
+    try:
+        export_onnx(task.export_module(model, data), (tensor,), raw_file, deploy_cfg,
+                    backend=get_backend(deploy_cfg),
+                    input_names=ir_cfg.get('input_names', ['input']),
+                    output_names=ir_cfg.get('output_names', ['output']),
+                    dynamic_axes=ir_cfg.get('dynamic_axes'), opset_version=ir_cfg.get('opset_version', 17),
+                    exporter=get_exporter(deploy_cfg), apply_marks=True,
+                    data_samples=data.get('data_samples'))
+        onnx_model = onnx.load(raw_file)
+        if partition is None:
+            remove_marks(onnx_model)
+        if ir_cfg.get('optimize', True):
+            onnx_model = simplify(onnx_model)
+        atomic_write_bytes(output_file, onnx_model.SerializeToString())
+    finally:
+        if os.path.exists(raw_file):
+            os.unlink(raw_file)
     return output_file
 
 

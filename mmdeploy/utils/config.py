@@ -2,77 +2,217 @@
 
 A ``.py`` config is Python and is **executed** when loaded (mmengine's
 Config); load only configs you trust, or pass ``safe=True`` to accept JSON and
-YAML files only.
+YAML files only. JSON and YAML files are always parsed as plain data
+(``json`` / ``yaml.safe_load``; ``_base_`` may name other JSON / YAML files
+only), so they never run code. See docs/security.md.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from mmdeploy.errors import ConfigError, InputFileError
 
 ConfigLike = Union[str, os.PathLike, Mapping[str, Any], Any]
 
 SAFE_SUFFIXES = ('.json', '.yaml', '.yml')
-
-# key -> (required, expected type(s), help)
-_SECTION_SCHEMA: Dict[str, Dict[str, Tuple[bool, Tuple[type, ...], str]]] = {
-    'onnx_config': {
-        'type': (False, (str,), "'onnx'"),
-        'save_file': (False, (str,), "file name such as 'end2end.onnx'"),
-        'opset_version': (False, (int,), 'an int such as 17'),
-        'input_names': (False, (list, tuple), "a list such as ['input']"),
-        'output_names': (False, (list, tuple), "a list such as ['output']"),
-        'input_shape': (False, (list, tuple, type(None)), '[width, height] or None'),
-        'dynamic_axes': (False, (dict, type(None)), "a dict such as {'input': {0: 'batch'}}"),
-        'exporter': (False, (str,), "'torchscript' or 'dynamo'"),
-        'optimize': (False, (bool,), 'True or False'),
-        'keep_initializers_as_inputs': (False, (bool,), 'True or False'),
-        'export_params': (False, (bool,), 'True or False'),
-    },
-    'backend_config': {
-        'type': (True, (str,), "a backend name such as 'onnxruntime'"),
-    },
-    'codebase_config': {
-        'type': (True, (str,), "a codebase name such as 'mmpretrain'"),
-        'task': (True, (str,), "a task name such as 'Classification'"),
-    },
-}
-_EXPORTERS = ('torchscript', 'dynamo')
+_BASE_KEY, _DELETE_KEY = '_base_', '_delete_'
+_RESERVED_KEYS = ('filename', 'text', 'pretty_text', 'env_variables')
+Check = Callable[[Any], bool]
 
 
 def _check_file(path: Any, what: str) -> str:
-    path = os.fspath(path)
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise ConfigError(f'{what} must be a file path, got {type(path).__name__} {path!r}') from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        raise InputFileError(f'{what} path is empty; give a file path')
     if not os.path.exists(path):
         raise InputFileError(f'{what} not found: {path!r}; check the path')
     if not os.path.isfile(path):
-        raise InputFileError(f'{what} is not a file: {path!r}')
-    if not os.access(path, os.R_OK):
-        raise InputFileError(f'{what} is not readable: {path!r}; check its permissions')
+        raise InputFileError(f'{what} is not a file: {path!r}; give a file, not a folder')
+    try:
+        with open(path, 'rb'):
+            pass
+    except OSError as exc:
+        raise InputFileError(f'{what} {path!r} cannot be read ({exc.strerror or exc}); '
+                             f'check its permissions') from exc
     return path
 
 
 def resolve_config_path(path: Any) -> str:
     """Expand ``'mmpretrain::resnet/resnet18_8xb32_in1k.py'`` to the file a package ships."""
     path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
     if '::' in path and not os.path.exists(path):
         package, _, rel = path.partition('::')
         import importlib.util
 
-        spec = importlib.util.find_spec(package)
+        try:
+            spec = importlib.util.find_spec(package) if package.isidentifier() else None
+        except (ImportError, ValueError):
+            spec = None
         if spec is None or not spec.submodule_search_locations:
-            raise InputFileError(f'config {path!r}: package {package!r} is not installed')
+            raise InputFileError(f'config {path!r}: package {package!r} is not installed; '
+                                 f'install it or give the config file path')
         root = list(spec.submodule_search_locations)[0]
         for base in (os.path.join(root, '.mim', 'configs'), os.path.join(root, 'configs')):
             candidate = os.path.join(base, rel)
-            if os.path.exists(candidate):
+            if os.path.isfile(candidate):
                 return candidate
-        raise InputFileError(f'config {path!r}: {rel!r} is not among the configs {package} ships')
+        raise InputFileError(f'config {path!r}: {rel!r} is not among the configs {package} ships; '
+                             f'check the name')
     return path
+
+
+def _read_data_file(path: str, what: str) -> Any:
+    """Parse a JSON or YAML file without running code (``yaml.safe_load``: no Python tags)."""
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+        text = raw.decode('utf-8-sig')
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f'{what} {path!r} is not UTF-8 text; save it as UTF-8') from exc
+    except OSError as exc:
+        raise InputFileError(f'{what} {path!r} cannot be read ({exc.strerror or exc})') from exc
+    try:
+        if path.endswith('.json'):
+            import json
+
+            return json.loads(text)
+        import yaml
+
+        loader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+        return yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError, RecursionError, ...
+        detail = str(exc).splitlines()[0] if str(exc) else ''
+        if type(exc).__name__ == 'ConstructorError':
+            raise ConfigError(f'{what} {path!r} uses a YAML tag that would build Python objects ({detail}); '
+                              f'mmdeploy reads YAML as plain data only: remove the tag') from exc
+        kind = 'JSON' if path.endswith('.json') else 'YAML'
+        raise ConfigError(f'{what} {path!r} is not valid {kind} ({type(exc).__name__}: {detail}); '
+                          f'fix the syntax') from exc
+
+
+_MAX_NODES = 100_000
+
+
+def _check_plain(data: Any, what: str, path: str) -> None:
+    """Refuse recursive YAML aliases (``a: &x [*x]``) and alias bombs before anything walks the data."""
+    count = 0
+    stack = [(data, ())]
+    while stack:
+        obj, parents = stack.pop()
+        count += 1
+        if count > _MAX_NODES:
+            raise ConfigError(f'{what} {path!r} expands to more than {_MAX_NODES} values (YAML aliases?); '
+                              f'write it out plainly')
+        if isinstance(obj, (dict, list)):
+            if id(obj) in parents:
+                raise ConfigError(f'{what} {path!r} contains a value that contains itself (a recursive '
+                                  f'YAML alias); remove the alias')
+            children = obj.values() if isinstance(obj, dict) else obj
+            keys = obj.keys() if isinstance(obj, dict) else ()
+            for key in keys:
+                if not isinstance(key, (str, int, float, bool, type(None))):
+                    raise ConfigError(f'{what} {path!r}: key {key!r} is not a plain string or number; '
+                                      f'use string keys')
+            inner = parents + (id(obj), )
+            stack.extend((child, inner) for child in children)
+        elif not isinstance(obj, (str, int, float, bool, type(None))):
+            shown = repr(obj)
+            raise ConfigError(f'{what} {path!r}: value {shown[:60]} is {type(obj).__name__}, not plain '
+                              f'JSON data (a YAML date, binary or set?); quote it as a string')
+
+
+def _merge(child: Any, base: Any) -> Any:
+    """mmengine's inheritance rule: dicts merge key by key unless ``_delete_=True``."""
+    if isinstance(child, dict):
+        child = dict(child)
+        delete = child.pop(_DELETE_KEY, False)
+        if not isinstance(base, dict) or delete:
+            return {k: _merge(v, None) for k, v in child.items()}
+        merged = dict(base)
+        for key, value in child.items():
+            merged[key] = _merge(value, base.get(key))
+        return merged
+    return child
+
+
+def _load_data_config(path: str, what: str, seen: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """Load a JSON / YAML config and its ``_base_`` files (JSON / YAML only)."""
+    real = os.path.realpath(path)
+    if real in seen:
+        raise ConfigError(f'{what} {path!r} inherits from itself through _base_; remove the cycle')
+    data = _read_data_file(path, what)
+    _check_plain(data, what, path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'{what} {path!r} must hold a mapping of sections at the top level, '
+                          f'got {type(data).__name__}')
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(f'{what} {path!r}: top-level keys must be strings, got {bad_keys[0]!r}')
+    bases = data.pop(_BASE_KEY, None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f'{what} {path!r}: _base_ must be a file name or a list of them, got {bases!r}')
+    merged: Dict[str, Any] = {}
+    for base in bases:
+        base_path = os.path.join(os.path.dirname(path), base)
+        if not base_path.endswith(SAFE_SUFFIXES):
+            raise ConfigError(f'{what} {path!r}: _base_ {base!r} is not JSON or YAML; a JSON/YAML '
+                              f'config inherits only from JSON/YAML files (Python would run code)')
+        merged = _merge(_load_data_config(_check_file(base_path, f'_base_ of {what}'), what,
+                                          seen + (real,)), merged)
+    return _merge(data, merged)
+
+
+def _int_axes(obj: Any, key: str = '') -> Any:
+    """JSON keys are strings: ``dynamic_axes: {"input": {"0": "batch"}}`` -> ``{0: 'batch'}``."""
+    if isinstance(obj, dict):
+        if key == 'dynamic_axes':
+            return {name: ({int(a) if isinstance(a, str) and a.isdigit() else a: label
+                            for a, label in axes.items()} if isinstance(axes, dict) else axes)
+                    for name, axes in obj.items()}
+        return {k: _int_axes(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_int_axes(v) for v in obj]
+    return obj
+
+
+def _to_config(data: Mapping[str, Any], what: str, filename: Optional[str] = None) -> Any:
+    from mmengine import Config
+
+    data = dict(data)
+    bad = [k for k in data if not isinstance(k, str) or k in _RESERVED_KEYS]
+    if bad:
+        raise ConfigError(f'{what}: top-level key {bad[0]!r} is not allowed (keys must be strings, '
+                          f'not one of {", ".join(_RESERVED_KEYS)}); rename it')
+    try:
+        cfg = Config(data)
+    except Exception as exc:
+        raise ConfigError(f'{what} cannot be used: {type(exc).__name__}: {exc}') from exc
+    if filename:
+        object.__setattr__(cfg, '_filename', filename)
+    return cfg
 
 
 def load_config(cfg: ConfigLike, safe: bool = False, what: str = 'config') -> Any:
     """Load a config file (or pass a Config / dict through) as an mmengine Config.
+
+    JSON and YAML files are parsed as data (``json`` / ``yaml.safe_load``,
+    never mmengine's YAML loader, which builds Python objects from tags), with
+    ``_base_`` inheritance limited to other JSON / YAML files. A ``.py`` file
+    is Python and is executed by mmengine.
 
     Args:
         cfg: a path (``.py``, ``.json``, ``.yaml``; ``pkg::rel/path.py`` for a
@@ -89,15 +229,79 @@ def load_config(cfg: ConfigLike, safe: bool = False, what: str = 'config') -> An
     if isinstance(cfg, Config):
         return cfg
     if isinstance(cfg, Mapping):
-        return Config(dict(cfg))
+        return _to_config(cfg, what)
+    if not isinstance(cfg, (str, bytes, os.PathLike)):
+        raise ConfigError(f'{what} must be a file path, a dict or an mmengine Config, '
+                          f'got {type(cfg).__name__}')
     path = _check_file(resolve_config_path(cfg), what)
-    if safe and not path.endswith(SAFE_SUFFIXES):
+    lower = path.lower()
+    if lower.endswith(SAFE_SUFFIXES):
+        data = _int_axes(_load_data_config(path, what))
+        return _to_config(data, f'{what} {path!r}', filename=path)
+    if safe:
         raise ConfigError(f'{what} {path!r} is not JSON or YAML; safe mode refuses Python configs '
-                          f'(they run code when loaded). Convert it or drop --safe')
+                          f'(they run code when loaded). Convert it to .json/.yaml or drop --safe')
+    if not lower.endswith('.py'):
+        raise ConfigError(f'{what} {path!r} has an unknown suffix; give a .py, .json or .yaml file')
     try:
         return Config.fromfile(path)
     except Exception as exc:
-        raise ConfigError(f'{what} {path!r} cannot be loaded: {type(exc).__name__}: {exc}') from exc
+        detail = str(exc).splitlines()[0] if str(exc) else ''
+        raise ConfigError(f'{what} {path!r} cannot be loaded: {type(exc).__name__}: {detail}') from exc
+
+
+def validate_model_config(model_cfg: Any) -> None:
+    """Check that ``model_cfg`` is a codebase model config (has a ``model`` section).
+
+    Raises:
+        ConfigError: naming what is missing.
+    """
+    name = getattr(model_cfg, 'filename', None) or 'model config'
+    if not isinstance(model_cfg, Mapping) and not hasattr(model_cfg, 'get'):
+        raise ConfigError(f'{name} must be a config, got {type(model_cfg).__name__}')
+    model = model_cfg.get('model', None)
+    if model is None:
+        hint = (' (this looks like a deploy config: give it as the first argument, the model config '
+                'second)' if model_cfg.get('backend_config', None) is not None else '')
+        raise ConfigError(f"{name!r} is not a model config: it has no 'model' section{hint}; give the "
+                          f"codebase's model config, e.g. mmpretrain::resnet/resnet18_8xb32_in1k.py")
+    if not isinstance(model, Mapping):
+        raise ConfigError(f"{name!r}: 'model' must be a dict such as dict(type='ImageClassifier', ...), "
+                          f'got {type(model).__name__}')
+    if not isinstance(model.get('type', None), (str, type)):
+        raise ConfigError(f"{name!r}: model.type is missing; set it to the model class, "
+                          f"e.g. 'ImageClassifier'")
+    pipeline = model_cfg.get('test_pipeline', None)
+    if pipeline is None:
+        loader = model_cfg.get('test_dataloader', None)
+        dataset = loader.get('dataset', None) if isinstance(loader, Mapping) else None
+        pipeline = dataset.get('pipeline', None) if isinstance(dataset, Mapping) else None
+    if not isinstance(pipeline, (list, tuple)):
+        raise ConfigError(f"{name!r} has no test pipeline (test_pipeline or "
+                          f"test_dataloader.dataset.pipeline); add test_pipeline = [...] to preprocess images")
+
+
+def check_device(device: Any) -> str:
+    """Check a device string: ``'cpu'``, ``'cuda'`` or ``'cuda:<id>'`` of a present GPU.
+
+    Raises:
+        ConfigError: a malformed device, or CUDA asked for without a GPU.
+    """
+    if not isinstance(device, str):
+        raise ConfigError(f"device must be 'cpu' or 'cuda[:id]', got {device!r}")
+    kind, _, index = device.partition(':')
+    if kind not in ('cpu', 'cuda') or (index and (kind != 'cuda' or not index.isdigit())):
+        raise ConfigError(f"device must be 'cpu' or 'cuda[:id]', got {device!r}")
+    if kind == 'cuda':
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but no CUDA GPU is usable here "
+                              f"(torch.cuda.is_available() is False); use --device cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f'device {device!r}: only {torch.cuda.device_count()} CUDA device(s); '
+                              f'use an index below that')
+    return device
 
 
 def get_ir_config(deploy_cfg: Any) -> Dict[str, Any]:
@@ -132,36 +336,185 @@ def get_partition_config(deploy_cfg: Any) -> Optional[Dict[str, Any]]:
     return dict(section)
 
 
-def validate_deploy_config(deploy_cfg: Any, sections: Sequence[str] = tuple(_SECTION_SCHEMA)) -> None:
-    """Check the deploy config's sections and keys; one clear error per problem.
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_str_list(v: Any, allow_empty: bool = False) -> bool:
+    return (isinstance(v, (list, tuple)) and (allow_empty or len(v) > 0)
+            and all(isinstance(x, str) and x for x in v))
+
+
+def _is_file_name(v: Any, suffix: str = '') -> bool:
+    return (isinstance(v, str) and bool(v) and os.path.basename(v) == v and v not in ('.', '..')
+            and '/' not in v and '\\' not in v and v.endswith(suffix) and len(v) > len(suffix))
+
+
+def _is_axis(v: Any) -> bool:
+    return (_is_int(v) and v >= 0) or (isinstance(v, str) and v.isdigit())
+
+
+def _is_dynamic_axes(v: Any) -> bool:
+    if v is None:
+        return True
+    if not isinstance(v, Mapping):
+        return False
+    for name, axes in v.items():
+        if not isinstance(name, str):
+            return False
+        if isinstance(axes, Mapping):
+            if not all(_is_axis(a) and isinstance(label, str) for a, label in axes.items()):
+                return False
+        elif isinstance(axes, (list, tuple)):
+            if not all(_is_axis(a) for a in axes):
+                return False
+        else:
+            return False
+    return True
+
+
+def _is_shape(v: Any) -> bool:
+    return v is None or (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(s) and s > 0 for s in v))
+
+
+def _max_opset() -> int:
+    try:
+        import onnx.defs
+
+        return int(onnx.defs.onnx_opset_version())
+    except Exception:  # pragma: no cover - onnx is a dependency
+        return 30
+
+
+def _is_opset(v: Any) -> bool:
+    return _is_int(v) and 7 <= v <= _max_opset()
+
+
+def _is_markers(v: Any) -> bool:
+    return (isinstance(v, str) and bool(v)) or _is_str_list(v)
+
+
+def _is_partition_list(v: Any) -> bool:
+    if v is None:
+        return True
+    if not isinstance(v, (list, tuple)):
+        return False
+    for part in v:
+        if not isinstance(part, Mapping) or not _is_file_name(part.get('save_file'), '.onnx'):
+            return False
+        if not _is_markers(part.get('start')) or not _is_markers(part.get('end')):
+            return False
+        if 'output_names' in part and part['output_names'] is not None and not _is_str_list(part['output_names']):
+            return False
+        if not _is_dynamic_axes(part.get('dynamic_axes')):
+            return False
+    return True
+
+
+def _is_providers(v: Any) -> bool:
+    if v is None:
+        return True
+    if not isinstance(v, (list, tuple)) or not v:
+        return False
+    return all((isinstance(p, str) and p) or (isinstance(p, (list, tuple)) and len(p) == 2
+                                              and isinstance(p[0], str) and isinstance(p[1], Mapping))
+               for p in v)
+
+
+def _of(*types: type) -> Check:
+    return lambda v: isinstance(v, types) and (bool in types or not isinstance(v, bool))
+
+
+# section -> (section required, {key: (key required, check, what it should be)})
+_SECTION_SCHEMA: Dict[str, Tuple[bool, Dict[str, Tuple[bool, Check, str]]]] = {
+    'onnx_config': (True, {
+        'type': (False, lambda v: v == 'onnx', "'onnx'"),
+        'save_file': (False, lambda v: _is_file_name(v, '.onnx'),
+                      "a plain file name ending in .onnx such as 'end2end.onnx'"),
+        'opset_version': (False, _is_opset, 'an int opset such as 17 (7 to the installed onnx maximum)'),
+        'input_names': (False, _is_str_list, "a non-empty list of names such as ['input']"),
+        'output_names': (False, _is_str_list, "a non-empty list of names such as ['output']"),
+        'input_shape': (False, _is_shape, '[width, height] of positive ints, or None for dynamic'),
+        'dynamic_axes': (False, _is_dynamic_axes,
+                         "None or a dict such as {'input': {0: 'batch', 2: 'height'}}"),
+        'exporter': (False, lambda v: v in _EXPORTERS, "'torchscript' or 'dynamo'"),
+        'optimize': (False, _of(bool), 'True or False'),
+        'keep_initializers_as_inputs': (False, _of(bool), 'True or False'),
+        'export_params': (False, _of(bool), 'True or False'),
+        'verbose': (False, _of(bool), 'True or False'),
+    }),
+    'backend_config': (True, {
+        'type': (True, lambda v: isinstance(v, str) and bool(v), "a backend name such as 'onnxruntime'"),
+        'precision': (False, _of(str), "a precision such as 'FP32'"),
+        'common_config': (False, _of(dict, Mapping), 'a dict'),
+        'model_inputs': (False, _of(list, tuple), 'a list of dicts'),
+        'providers': (False, _is_providers, "None or a list such as ['CPUExecutionProvider']"),
+        'intra_op_num_threads': (False, lambda v: v is None or (_is_int(v) and v >= 0),
+                                 'None or an int >= 0'),
+    }),
+    'codebase_config': (True, {
+        'type': (True, lambda v: isinstance(v, str) and bool(v), "a codebase name such as 'mmpretrain'"),
+        'task': (True, lambda v: isinstance(v, str) and bool(v), "a task name such as 'Classification'"),
+        'post_processing': (False, _of(dict, Mapping), 'a dict'),
+        'model_type': (False, _of(str), "a string such as 'end2end'"),
+    }),
+    'partition_config': (False, {
+        'type': (False, _of(str), 'a partition name'),
+        'apply_marks': (False, _of(bool), 'True or False'),
+        'partition_cfg': (False, _is_partition_list,
+                          "None or a list of dict(save_file='part.onnx', start=[...], end=[...])"),
+    }),
+    'calib_config': (False, {}),
+}
+_EXPORTERS = ('torchscript', 'dynamo')
+
+
+def validate_deploy_config(deploy_cfg: Any, sections: Optional[Sequence[str]] = None) -> None:
+    """Check the deploy config's sections and keys; one clear message per problem.
+
+    Args:
+        deploy_cfg: the deploy config (mmengine Config or dict).
+        sections: the sections to check (default: all of the schema:
+            ``onnx_config`` (or its alias ``ir_config``), ``backend_config``,
+            ``codebase_config``, and when present ``partition_config`` and
+            ``calib_config``).
 
     Raises:
-        ConfigError: naming the section and key to fix (all problems listed).
+        ConfigError: naming the section and key to fix (all problems in one
+            line, separated by ``;``).
     """
+    name = getattr(deploy_cfg, 'filename', None)
+    where = f'invalid deploy config {name!r}' if isinstance(name, str) and name else 'invalid deploy config'
+    if not (isinstance(deploy_cfg, Mapping) or type(deploy_cfg).__name__ == 'Config'):
+        raise ConfigError(f'{where}: it must be a dict of sections, got {type(deploy_cfg).__name__}')
     problems = []
-    for section in sections:
-        schema = _SECTION_SCHEMA[section]
+    for section in (tuple(_SECTION_SCHEMA) if sections is None else sections):
+        section_required, schema = _SECTION_SCHEMA[section]
         value = deploy_cfg.get(section, None)
         if value is None and section == 'onnx_config':
             value = deploy_cfg.get('ir_config', None)
         if value is None:
-            problems.append(f'missing section {section!r}: add {section} = dict(...)')
+            if section_required:
+                problems.append(f'missing section {section!r}: add {section} = dict(...)')
             continue
         if not isinstance(value, Mapping):
             problems.append(f'{section} must be a dict, got {type(value).__name__}')
             continue
-        for key, (required, types, hint) in schema.items():
+        for key, (required, check, hint) in schema.items():
             if key not in value:
                 if required:
                     problems.append(f'{section}.{key} is missing: set it to {hint}')
                 continue
-            if not isinstance(value[key], types) or isinstance(value[key], bool) and bool not in types:
-                problems.append(f'{section}.{key} must be {hint}, got {value[key]!r}')
-        if section == 'onnx_config' and value.get('exporter', 'dynamo') not in _EXPORTERS:
-            problems.append(f"onnx_config.exporter must be 'torchscript' or 'dynamo', "
-                            f"got {value.get('exporter')!r}")
-        shape = value.get('input_shape') if section == 'onnx_config' else None
-        if shape is not None and (len(shape) != 2 or not all(isinstance(s, int) and s > 0 for s in shape)):
-            problems.append(f'onnx_config.input_shape must be [width, height] of positive ints, got {shape!r}')
+            try:
+                ok = bool(check(value[key]))
+            except Exception:  # a check must never crash on odd values
+                ok = False
+            if not ok:
+                shown = repr(value[key])
+                shown = shown if len(shown) <= 80 else shown[:77] + '...'
+                problems.append(f'{section}.{key} must be {hint}, got {shown}')
     if problems:
-        raise ConfigError('invalid deploy config:\n  - ' + '\n  - '.join(problems))
+        if deploy_cfg.get('model', None) is not None and deploy_cfg.get('backend_config', None) is None:
+            problems.append('this looks like a model config: give the deploy config as the first argument '
+                            'and the model config second')
+        raise ConfigError(f'{where}: ' + '; '.join(problems))

@@ -16,28 +16,59 @@ ImageInput = Union[str, np.ndarray]
 
 
 def read_image(img: ImageInput) -> np.ndarray:
-    """Read an image path (BGR, HxWx3 uint8) or check an array; clear errors for bad input."""
+    """Read an image path (BGR, HxWx3 uint8) or check an array; clear errors for bad input.
+
+    Accepts a PNG / JPEG / ... file path, or a uint8 numpy array of shape
+    HxW (grey), HxWx1 or HxWx3 (BGR, as ``cv2.imread`` gives).
+
+    Raises:
+        InputFileError: a path that is missing, not a file, unreadable or not
+            a decodable image.
+        InputDataError: an array of the wrong type, dtype, rank or channel
+            count, or an empty one; the message says how to convert it.
+    """
     import cv2
 
     if isinstance(img, (str, os.PathLike)):
         path = os.fspath(img)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not path:
+            raise InputFileError('image path is empty; give an image file')
+        if not os.path.exists(path):
+            raise InputFileError(f'image not found: {path!r}; check the path')
         if not os.path.isfile(path):
-            raise InputFileError(f'image not found: {path!r}')
-        array = cv2.imread(path, cv2.IMREAD_COLOR)
-        if array is None:
-            raise InputFileError(f'image {path!r} cannot be decoded; give a PNG or JPEG file')
+            raise InputFileError(f'image is not a file: {path!r}; give an image file, not a folder')
+        try:
+            data = np.fromfile(path, dtype=np.uint8)  # works for any file name, unlike cv2.imread
+        except OSError as exc:
+            raise InputFileError(f'image {path!r} cannot be read ({exc.strerror or exc}); '
+                                 f'check its permissions') from exc
+        array = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if array is None or array.size == 0:
+            raise InputFileError(f'image {path!r} cannot be decoded (empty, truncated or not an image); '
+                                 f'give a PNG or JPEG file')
         return array
     if not isinstance(img, np.ndarray):
-        raise InputDataError(f'image must be a file path or a numpy array, got {type(img).__name__}')
-    if img.size == 0:
-        raise InputDataError(f'image is empty (shape {img.shape})')
+        raise InputDataError(f'image must be a file path or a numpy array (HxWx3 BGR uint8), '
+                             f'got {type(img).__name__}')
     if img.dtype != np.uint8:
-        raise InputDataError(f'image must be uint8 (BGR, HxWx3), got dtype {img.dtype}')
+        hint = ('scale it to 0..255 and use img.astype(np.uint8)'
+                if np.issubdtype(img.dtype, np.number) or img.dtype == np.bool_
+                else 'give a numeric uint8 array')
+        raise InputDataError(f'image must be uint8 (BGR, HxWx3), got dtype {img.dtype}; {hint}')
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3)):
+        hint = ('drop the alpha channel with cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)'
+                if img.ndim == 3 and img.shape[2] == 4 else
+                'give one image at a time (HxWx3 BGR, or HxW grey), channels last')
+        raise InputDataError(f'image must be HxW or HxWx3 (BGR), got shape {img.shape}; {hint}')
+    if img.size == 0:
+        raise InputDataError(f'image is empty (shape {img.shape}); give an image of at least 1x1 pixels')
     if img.ndim == 2:
-        return np.repeat(img[:, :, None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (1, 3):
-        raise InputDataError(f'image must be HxW or HxWx3 (BGR), got shape {img.shape}')
-    return img if img.shape[2] == 3 else np.repeat(img, 3, axis=2)
+        img = img[:, :, None]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img)
 
 
 @contextlib.contextmanager
@@ -100,15 +131,29 @@ class BaseTask:
         if init_cfg and init_cfg.get('type') == 'Pretrained':  # never download weights
             model_cfg['backbone'] = dict(model_cfg['backbone'], init_cfg=None)
         with quiet_mmengine():
-            model = MODELS.build(model_cfg)
+            try:
+                model = MODELS.build(model_cfg)
+            except Exception as exc:  # unknown type, wrong arguments: the config is at fault
+                from mmdeploy.errors import ConfigError
+
+                detail = str(exc).splitlines()[0] if str(exc) else ''
+                raise ConfigError(f"model config {getattr(self.model_cfg, 'filename', None)!r}: the model "
+                                  f'cannot be built ({type(exc).__name__}: {detail}); fix its model '
+                                  f'section') from exc
             if not model_checkpoint:
                 model.init_weights()
         if model_checkpoint:
             if not os.path.isfile(model_checkpoint):
-                raise InputFileError(f'checkpoint not found: {model_checkpoint!r}')
+                raise InputFileError(f'checkpoint not found: {model_checkpoint!r}; check the path')
             from mmengine.runner import load_checkpoint
 
-            load_checkpoint(model, model_checkpoint, map_location='cpu')
+            try:
+                load_checkpoint(model, model_checkpoint, map_location='cpu')
+            except Exception as exc:  # not a checkpoint, truncated, or of another model
+                detail = str(exc).splitlines()[0] if str(exc) else ''
+                raise InputFileError(f'checkpoint {model_checkpoint!r} cannot be loaded into the model '
+                                     f'({type(exc).__name__}: {detail}); give a checkpoint of this '
+                                     f'model config') from exc
         model.cfg = self.model_cfg
         self.update_dataset_meta(model)
         return model.to(self.device).eval().requires_grad_(False) if isinstance(model, torch.nn.Module) else model
