@@ -102,12 +102,34 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
     except MMDeployError:  # e.g. RewriteError naming a missing target: keep its type
         raise
     except Exception as exc:
-        raise ExportError(f'{exporter} export to ONNX failed: {type(exc).__name__}: '
-                          f'{str(exc).splitlines()[0] if str(exc) else ""}') from exc
+        cause = _root_cause(exc)
+        if isinstance(cause, MMDeployError):  # raised by a rewrite, wrapped by torch
+            raise cause from exc
+        raise ExportError(f'{exporter} export to ONNX failed: {_first_line(cause)}') from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return output_file
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f'{type(exc).__name__}: {text.splitlines()[0] if text else ""}'
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain: torch wraps the real error several times.
+
+    An mmdeploy error anywhere in the chain wins, since it names what to fix.
+    """
+    seen, current = [], exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    for item in seen:
+        if isinstance(item, MMDeployError):
+            return item
+    return seen[-1]
 
 
 def _rename_dynamic_dims(model: Any, dynamic_axes: Optional[Mapping[str, Any]]) -> None:
