@@ -42,6 +42,31 @@ def _marked_values(model: Any, marker: str) -> List[Tuple[str, str]]:
     return [(value, name) for _, value, name in sorted(found)]
 
 
+def _type_mark_outputs(model: Any) -> Any:
+    """Give each Mark output its input's type (Mark is an identity shape inference cannot see through).
+
+    Untyped ``value_info`` entries are dropped first: exporters may leave one
+    beside a typed entry of the same name, and whichever comes last is what
+    the extractor uses. A cut value without a type would become an untyped
+    graph input or output, which ONNX Runtime refuses.
+    """
+    import copy
+
+    model = copy.deepcopy(model)
+    graph = model.graph
+    infos = [copy.deepcopy(v) for v in graph.value_info if v.type.HasField('tensor_type')]
+    typed = {v.name: v for v in (*graph.input, *infos, *graph.output) if v.type.HasField('tensor_type')}
+    for node in graph.node:  # topological order: chained marks are typed in turn
+        if is_mark(node) and node.output[0] not in typed and node.input[0] in typed:
+            info = copy.deepcopy(typed[node.input[0]])
+            info.name = node.output[0]
+            typed[info.name] = info
+            infos.append(info)
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
+    return model
+
+
 def extract_partition(model: Any, start: Sequence[str], end: Sequence[str],
                       dynamic_axes: Optional[Dict[str, Dict[int, str]]] = None,
                       output_names: Optional[Sequence[str]] = None) -> Any:
@@ -62,7 +87,7 @@ def extract_partition(model: Any, start: Sequence[str], end: Sequence[str],
     import onnx
     from onnx.utils import Extractor
 
-    model = onnx.shape_inference.infer_shapes(model)
+    model = onnx.shape_inference.infer_shapes(_type_mark_outputs(model))
     inputs: List[Tuple[str, str]] = []
     for marker in start:
         if marker == 'input':

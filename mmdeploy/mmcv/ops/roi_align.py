@@ -143,6 +143,11 @@ def roi_align__onnx(input: Any, rois: Any, output_size: Union[int, Sequence[int]
     """
     import torch
 
+    ctx = FUNCTION_REWRITER.get_context()
+    opset = ctx.opset or 18
+    if ctx.extra.get('exporter') == 'dynamo':
+        opset = max(opset, 18)  # what export_onnx gives the dynamo exporter
+    _check_mode(pool_mode, bool(aligned), opset)  # fail early, with a readable message
     define_roi_align_op()
     height, width = _pair(output_size)
     return torch.ops.mmdeploy.roi_align(input, rois.to(input.dtype), height, width,

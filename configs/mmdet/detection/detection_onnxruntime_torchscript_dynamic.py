@@ -1,0 +1,3 @@
+# the legacy TorchScript exporter instead of torch.export (dynamo)
+_base_ = ['./detection_onnxruntime_dynamic.py']
+onnx_config = dict(exporter='torchscript')

@@ -1,0 +1,79 @@
+"""Run an exported detector and return mmdet DetDataSamples, like the PyTorch model does."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+def rows_to_instances(dets: Any, labels: Any, meta: Dict[str, Any], clip: bool = False,
+                      min_bbox_size: float = -1) -> Any:
+    """One image's padded ``dets [K, 5]`` / ``labels [K]`` -> mmdet ``InstanceData`` in original-image pixels.
+
+    Padding rows (score <= 0) are dropped. With ``clip`` the boxes are clipped
+    to ``meta['img_shape']`` first (the graph could only clip to the padded
+    input); boxes then rescaled not wider and higher than ``min_bbox_size``
+    are dropped, as mmdet does (< 0: no filter).
+    """
+    import torch
+    from mmengine.structures import InstanceData
+
+    dets, labels = torch.as_tensor(dets), torch.as_tensor(labels)
+    keep = dets[:, 4] > 0
+    boxes, scores, labels = dets[keep, :4].float(), dets[keep, 4].float(), labels[keep].long()
+    if clip and meta.get('img_shape') is not None:
+        height, width = meta['img_shape'][:2]
+        boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
+                             boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1)
+    if meta.get('scale_factor') is not None:
+        boxes = boxes / boxes.new_tensor(meta['scale_factor']).repeat(2)
+    if min_bbox_size >= 0:
+        wide = ((boxes[:, 2] - boxes[:, 0]) > min_bbox_size) & ((boxes[:, 3] - boxes[:, 1]) > min_bbox_size)
+        boxes, scores, labels = boxes[wide], scores[wide], labels[wide]
+    return InstanceData(bboxes=boxes, scores=scores, labels=labels)
+
+
+class DetectionBackendModel:
+    """A backend detector with the PyTorch model's ``test_step`` contract.
+
+    Args:
+        wrapper: the backend wrapper (``wrapper({input name: tensor})``).
+        data_preprocessor: the model config's ``DetDataPreprocessor``.
+        output_names: names of the dets and labels outputs.
+        clip: clip boxes to each image's ``img_shape`` (heads whose box
+            coder clips).
+        min_bbox_size: mmdet's ``test_cfg.min_bbox_size`` (-1: none).
+    """
+
+    def __init__(self, wrapper: Any, data_preprocessor: Any, output_names: Sequence[str] = ('dets', 'labels'),
+                 clip: bool = False, min_bbox_size: float = -1) -> None:
+        self.wrapper = wrapper
+        self.data_preprocessor = data_preprocessor
+        self.output_names = list(output_names)
+        self.clip = clip
+        self.min_bbox_size = min_bbox_size
+
+    def test_step(self, data: Dict[str, Any]) -> List[Any]:
+        """Preprocess ``data`` (``inputs`` and ``data_samples``) and predict."""
+        batch = self.data_preprocessor(data, False)
+        return self.predict(batch['inputs'], batch['data_samples'])
+
+    def forward_raw(self, inputs: Any) -> Dict[str, np.ndarray]:
+        """The backend's raw outputs for a preprocessed ``[N, 3, H, W]`` tensor."""
+        outputs = self.wrapper({self.wrapper.input_names[0]: inputs.float().contiguous()})
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+    def predict(self, inputs: Any, data_samples: Optional[List[Any]] = None) -> List[Any]:
+        """Run the backend on preprocessed ``inputs``; new DetDataSamples with ``pred_instances``."""
+        from mmdet.structures import DetDataSample
+
+        outputs = self.forward_raw(inputs)
+        dets, labels = outputs[self.output_names[0]], outputs[self.output_names[1]]
+        results = []
+        for i in range(dets.shape[0]):
+            meta = data_samples[i].metainfo if data_samples else {}
+            # a new sample per result: the caller's samples may hold PyTorch's predictions
+            sample = DetDataSample(metainfo=meta)
+            sample.pred_instances = rows_to_instances(dets[i], labels[i], meta, self.clip, self.min_bbox_size)
+            results.append(sample)
+        return results

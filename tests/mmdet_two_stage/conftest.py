@@ -1,0 +1,153 @@
+"""Shared inputs of the two-stage detection tests: seeded features and RoIs."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+
+
+def make_rois(num: int, image_size: int, num_images: int, min_scale: float, max_scale: float,
+              seed: int):
+    """``[num, 5]`` RoIs (batch index, x1, y1, x2, y2), log-uniform scales, some out of the image."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.rand(num, 2, generator=gen) * image_size
+    scales = torch.exp(torch.rand(num, 1, generator=gen) * math.log(max_scale / min_scale)) * min_scale
+    ratios = torch.exp(torch.randn(num, 1, generator=gen) * 0.3)
+    sizes = torch.cat([scales * ratios, scales / ratios], dim=1)
+    index = torch.randint(0, num_images, (num, 1), generator=gen).float()
+    return torch.cat([index, centres - sizes / 2, centres + sizes / 2], dim=1)
+
+
+@pytest.fixture
+def rois_factory():
+    """``make_rois`` as a fixture."""
+    return make_rois
+
+
+@pytest.fixture
+def ort_run():
+    """Run an ONNX file with ONNX Runtime (CPU): ``ort_run(path, {name: array}) -> [arrays]``."""
+    import onnxruntime as ort
+
+    def run(path, feeds):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        return session.run(None, {k: v.numpy() if hasattr(v, 'numpy') else v for k, v in feeds.items()})
+
+    return run
+
+
+#: mmdet configs the tests start from (ResNet-50 FPN), made small by ``two_stage_model_cfg``
+MODEL_CONFIGS = {
+    'faster_rcnn': 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'cascade_rcnn': 'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+    'mask_rcnn': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'cascade_mask_rcnn': 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py',
+}
+NUM_CLASSES = 8
+
+
+def two_stage_model_cfg(name: str):
+    """A small random-weight variant of an mmdet two-stage config.
+
+    ResNet-18 backbone, 8 classes, RPN keeping 100 anchors per level and up to 300
+    proposals, R-CNN score threshold 0.7 (cascades 0.5), images resized into 320 x 320
+    (keep ratio) by the dynamic configs' test pipeline.
+    """
+    from mmdeploy.utils.config import load_config
+
+    cfg = load_config(MODEL_CONFIGS[name])
+    model = cfg.model
+    model.backbone.depth = 18
+    model.backbone.init_cfg = None
+    model.neck.in_channels = [64, 128, 256, 512]
+    heads = model.roi_head.bbox_head
+    for head in heads if isinstance(heads, list) else [heads]:
+        head.num_classes = NUM_CLASSES
+    if model.roi_head.get('mask_head'):
+        model.roi_head.mask_head.num_classes = NUM_CLASSES
+    # ~220 proposals survive the RPN's NMS: the last ~80 of the 300 rows are padding, which the
+    # RoI head must ignore
+    model.test_cfg.rpn.nms_pre = 100
+    model.test_cfg.rpn.max_per_img = 300
+    # with spread_scores, fewer than max_per_img (100) detections pass: the count is compared too
+    # (cascades average their stages' logits, which gives lower scores)
+    model.test_cfg.rcnn.score_thr = 0.5 if name.startswith('cascade') else 0.7
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] == 'Resize':
+            step['scale'] = (320, 320)
+    cfg.test_pipeline = cfg.test_dataloader.dataset.pipeline
+    return cfg
+
+
+def spread_scores(model, seed: int = 0, std: float = 0.5):
+    """Re-draw the classification layers of RPN, R-CNN and mask heads with a larger std (seeded).
+
+    mmdet initialises them with std 0.01, which with random features gives
+    near-uniform scores (all about 1 / (num_classes + 1), RPN all about 0.5):
+    nothing passes ``score_thr`` and the order of the candidates is decided by
+    differences of float rounding size. A larger std spreads the scores so
+    that detections exist and their order is well defined.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        for name in ('rpn_cls', 'fc_cls', 'conv_logits'):
+            layer = getattr(module, name, None)
+            if layer is not None:
+                with torch.no_grad():
+                    layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * std)
+    return model
+
+
+def random_image(height: int, width: int, seed: int):
+    """A seeded BGR uint8 image: smooth colour blobs (so features vary spatially) plus noise."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    small = rng.rand(height // 32 + 1, width // 32 + 1, 3)
+    blobs = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    image = np.clip(blobs * 200 + rng.rand(height, width, 3) * 55, 0, 255)
+    return image.astype(np.uint8)
+
+
+def match_detections(expected, actual, box_atol: float, score_atol: float):
+    """Pair each expected detection with an actual one of the same label; return the permutation.
+
+    Detections are matched by the largest absolute difference of box
+    coordinates and score (order by score may differ where two scores are
+    closer than float rounding). Fails unless both have the same count and
+    every pair is within ``box_atol`` / ``score_atol``.
+    """
+    import numpy as np
+
+    exp_boxes, exp_scores, exp_labels = (np.asarray(v, dtype=np.float64) for v in expected)
+    act_boxes, act_scores, act_labels = (np.asarray(v, dtype=np.float64) for v in actual)
+    assert len(act_scores) == len(exp_scores), f'{len(act_scores)} detections, expected {len(exp_scores)}'
+    box_diff = np.abs(exp_boxes[:, None, :] - act_boxes[None, :, :]).max(-1)
+    score_diff = np.abs(exp_scores[:, None] - act_scores[None, :])
+    cost = np.maximum(box_diff / box_atol, score_diff / score_atol)
+    cost[exp_labels[:, None] != act_labels[None, :]] = np.inf
+    perm = cost.argmin(1)
+    worst = cost[np.arange(len(perm)), perm]
+    assert len(set(perm.tolist())) == len(perm), 'two expected detections match the same actual one'
+    assert np.all(worst <= 1), (f'unmatched detections: {int((worst > 1).sum())}; max box diff '
+                                f'{box_diff[np.arange(len(perm)), perm].max():.3g}, max score diff '
+                                f'{score_diff[np.arange(len(perm)), perm].max():.3g}')
+    return perm, box_diff[np.arange(len(perm)), perm].max(), score_diff[np.arange(len(perm)), perm].max()
+
+
+@pytest.fixture
+def two_stage():
+    """Helpers of the two-stage tests as one namespace."""
+    import types
+
+    return types.SimpleNamespace(model_cfg=two_stage_model_cfg, spread_scores=spread_scores,
+                                 random_image=random_image, match=match_detections,
+                                 num_classes=NUM_CLASSES)
