@@ -16,7 +16,7 @@ import numpy as np
 
 from mmdeploy.utils.config import (get_backend, get_ir_config, get_partition_config, load_config,
                                    validate_deploy_config)
-from mmdeploy.utils.files import StagingDir
+from mmdeploy.utils.files import StagingDir, check_readable_file
 
 
 @dataclass
@@ -93,18 +93,7 @@ def check_input_file(path: Any, what: str) -> str:
 
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise InputFileError(f'{what} must be a file path, got {path!r}')
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputFileError(f'{what} not found: {path!r}; check the path')
-    if not os.path.isfile(path):
-        raise InputFileError(f'{what} is not a file: {path!r}; give a file, not a folder')
-    try:
-        with open(path, 'rb'):
-            pass
-    except OSError as exc:
-        raise InputFileError(f'{what} {path!r} cannot be read ({exc.strerror or exc}); '
-                             f'check its permissions') from exc
-    return path
+    return check_readable_file(os.fspath(path), what)
 
 
 def check_work_dir(work_dir: Any) -> str:

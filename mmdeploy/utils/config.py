@@ -12,6 +12,7 @@ import os
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from mmdeploy.errors import ConfigError, InputFileError
+from mmdeploy.utils.files import check_readable_file
 
 ConfigLike = Union[str, os.PathLike, Mapping[str, Any], Any]
 
@@ -28,19 +29,7 @@ def _check_file(path: Any, what: str) -> str:
         raise ConfigError(f'{what} must be a file path, got {type(path).__name__} {path!r}') from None
     if isinstance(path, bytes):
         path = os.fsdecode(path)
-    if not path:
-        raise InputFileError(f'{what} path is empty; give a file path')
-    if not os.path.exists(path):
-        raise InputFileError(f'{what} not found: {path!r}; check the path')
-    if not os.path.isfile(path):
-        raise InputFileError(f'{what} is not a file: {path!r}; give a file, not a folder')
-    try:
-        with open(path, 'rb'):
-            pass
-    except OSError as exc:
-        raise InputFileError(f'{what} {path!r} cannot be read ({exc.strerror or exc}); '
-                             f'check its permissions') from exc
-    return path
+    return check_readable_file(path, what)
 
 
 def resolve_config_path(path: Any) -> str:

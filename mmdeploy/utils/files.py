@@ -30,6 +30,25 @@ def _read_umask() -> int:
 _FILE_MODE = 0o666 & ~_read_umask()
 
 
+def check_readable_file(path: str, what: str) -> str:
+    """Return ``path`` when it names a readable file; InputFileError naming the fix otherwise."""
+    from mmdeploy.errors import InputFileError
+
+    if not path:
+        raise InputFileError(f'{what} path is empty; give a file path')
+    if not os.path.exists(path):
+        raise InputFileError(f'{what} not found: {path!r}; check the path')
+    if not os.path.isfile(path):
+        raise InputFileError(f'{what} is not a file: {path!r}; give a file, not a folder')
+    try:
+        with open(path, 'rb'):
+            pass
+    except OSError as exc:
+        raise InputFileError(f'{what} {path!r} cannot be read ({exc.strerror or exc}); '
+                             f'check its permissions') from exc
+    return path
+
+
 def _temp_path(path: str) -> str:
     directory, name = os.path.split(os.path.abspath(path))
     try:
