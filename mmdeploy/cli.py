@@ -16,7 +16,7 @@ def _deploy(args: argparse.Namespace) -> int:
     print(f'Wrote to {args.work_dir}: {", ".join(sorted(result.files))}')
     for name in result.max_abs_diff:
         print(f'{name}: max abs diff {result.max_abs_diff[name]:.3g}, '
-              f'max rel diff {result.max_rel_diff[name]:.3g}')
+              f'max rel diff {result.max_rel_diff[name]:.3g}, mean abs diff {result.mean_abs_diff[name]:.3g}')
     return 0
 
 

@@ -28,12 +28,16 @@ class DeployResult:
         max_abs_diff / max_rel_diff: largest absolute and relative
             difference between PyTorch's and the backend's outputs, per
             compared output name.
+        mean_abs_diff: mean absolute difference per compared output name
+            (for 0 / 1 outputs such as binary masks: the fraction of
+            elements that differ).
         timings: seconds spent per step.
     """
 
     files: Dict[str, str] = field(default_factory=dict)
     max_abs_diff: Dict[str, float] = field(default_factory=dict)
     max_rel_diff: Dict[str, float] = field(default_factory=dict)
+    mean_abs_diff: Dict[str, float] = field(default_factory=dict)
     timings: Dict[str, float] = field(default_factory=dict)
 
 
@@ -70,20 +74,41 @@ class Progress:
             print(f'      {text}', file=self.stream, flush=True)
 
 
+#: elements compared at a time (float64 temporaries of a few MiB, whatever the outputs' size)
+_COMPARE_CHUNK = 1 << 20
+
+
 def compare_outputs(reference: Dict[str, np.ndarray], actual: Dict[str, np.ndarray]) -> Dict[str, tuple]:
-    """``{name: (max abs diff, max rel diff)}``; rel is abs / max(|reference|, 1e-6)."""
+    """``{name: (max abs diff, max rel diff, mean abs diff)}`` for the names both sides have.
+
+    Element-wise, in float64: rel is abs / max(|reference|, 1e-6); the mean
+    abs diff of 0 / 1 outputs (binary masks) is the fraction of elements that
+    differ. Arrays of different shapes give ``inf`` for all three; empty ones
+    0. Names only one side has are left out (the caller can tell from the
+    keys). Large outputs (masks of full-size images) are compared in chunks.
+    """
     diffs = {}
     for name, ref in reference.items():
-        got = actual[name]
+        if name not in actual:
+            continue
+        ref, got = np.asarray(ref), np.asarray(actual[name])
         if ref.shape != got.shape:
-            diffs[name] = (float('inf'), float('inf'))
+            diffs[name] = (float('inf'),) * 3
             continue
         if ref.size == 0:
-            diffs[name] = (0.0, 0.0)
+            diffs[name] = (0.0, 0.0, 0.0)
             continue
-        abs_diff = np.abs(ref.astype(np.float64) - got.astype(np.float64))
-        rel = abs_diff / np.maximum(np.abs(ref.astype(np.float64)), 1e-6)
-        diffs[name] = (float(abs_diff.max()), float(rel.max()))
+        ref, got = ref.reshape(-1), got.reshape(-1)
+        max_abs, max_rel, total = 0.0, 0.0, 0.0
+        for start in range(0, ref.size, _COMPARE_CHUNK):
+            expected = ref[start:start + _COMPARE_CHUNK].astype(np.float64)
+            abs_diff = np.abs(expected - got[start:start + _COMPARE_CHUNK].astype(np.float64))
+            rel = abs_diff / np.maximum(np.abs(expected), 1e-6)
+            # max() of numpy keeps a NaN; python's max() would not
+            max_abs = float(np.max([max_abs, abs_diff.max()]))
+            max_rel = float(np.max([max_rel, rel.max()]))
+            total += float(abs_diff.sum())
+        diffs[name] = (max_abs, max_rel, total / ref.size)
     return diffs
 
 
@@ -197,12 +222,17 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
             backend_model = task.build_backend_model(backend_files)
             backend_data, _ = task.create_input(test_image, task.ir_input_shape())
             backend_results = backend_model.test_step(backend_data)
-            diffs = compare_outputs(task.outputs_for_comparison(torch_results),
-                                    task.outputs_for_comparison(backend_results))
-            for name, (abs_diff, rel_diff) in diffs.items():
+            torch_outputs = task.outputs_for_comparison(torch_results)
+            backend_outputs = task.outputs_for_comparison(backend_results)
+            diffs = compare_outputs(torch_outputs, backend_outputs)
+            for name, (abs_diff, rel_diff, mean_diff) in diffs.items():
                 result.max_abs_diff[name], result.max_rel_diff[name] = abs_diff, rel_diff
-                progress.info(f'{name}: max abs diff {abs_diff:.3g}, max rel diff {rel_diff:.3g} '
-                              f'(PyTorch vs {backend})')
+                result.mean_abs_diff[name] = mean_diff
+                progress.info(f'{name}: max abs diff {abs_diff:.3g}, max rel diff {rel_diff:.3g}, '
+                              f'mean abs diff {mean_diff:.3g} (PyTorch vs {backend})')
+            for name in sorted(torch_outputs.keys() ^ backend_outputs.keys()):
+                side = 'PyTorch' if name in torch_outputs else backend
+                progress.info(f'{name}: only {side} gives it, not compared')
             return torch_results, backend_results
 
         torch_results, backend_results = progress.step(f'Run PyTorch and {backend}, compare outputs', compare)

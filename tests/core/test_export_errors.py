@@ -42,3 +42,14 @@ def test_unsupported_op_is_named(tmp_path, exporter):
         export_onnx(Eig(), (torch.randn(3, 3),), str(tmp_path / 'm.onnx'), exporter=exporter)
     assert str(info.value).startswith(f'{exporter} export to ONNX failed')
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('exporter', EXPORTERS)
+def test_exception_chain_has_no_cycle(tmp_path, refusing_rewrite, exporter):
+    with pytest.raises(RewriteError) as info:
+        export_onnx(Gelu(), (torch.randn(2, 3),), str(tmp_path / 'm.onnx'), backend='refuser', exporter=exporter)
+    seen, current = set(), info.value
+    while current is not None:
+        assert id(current) not in seen, 'the exception chain loops'
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__

@@ -151,3 +151,63 @@ def two_stage():
     return types.SimpleNamespace(model_cfg=two_stage_model_cfg, spread_scores=spread_scores,
                                  random_image=random_image, match=match_detections,
                                  num_classes=NUM_CLASSES)
+
+
+#: ``test_cfg.rcnn.mask_thr_binary`` of the ``mask_rcnn_deployed`` model (not mmdet's 0.5: pipeline.json must
+#: carry the config's own value)
+DEPLOYED_MASK_THR = 0.45
+
+
+@pytest.fixture(scope='module')
+def mask_rcnn_deployed(tmp_path_factory):
+    """One ``deploy()`` of the small Mask R-CNN (static instance-seg config, ONNX Runtime), shared by a module.
+
+    The model is ``two_stage_model_cfg('mask_rcnn')`` with ``spread_scores``
+    applied after the task builds it (seeded), ``mask_thr_binary`` set to
+    :data:`DEPLOYED_MASK_THR`; the image is a seeded 240 x 320 ``random_image``.
+    What the task's ``outputs_for_comparison`` returned is recorded.
+
+    Returns:
+        a namespace: ``result`` (DeployResult), ``work_dir``, ``log`` (the
+        progress text), ``image``, ``task``, ``outputs`` (``[PyTorch's,
+        the backend's]`` outputs_for_comparison dicts) and ``results``
+        (``[PyTorch's, the backend's]`` data samples).
+    """
+    import io
+    import types
+
+    import cv2
+    import torch
+
+    from mmdeploy.apis.deploy import deploy
+    from mmdeploy.codebase.mmdet.detection import ObjectDetection
+    from mmdeploy.utils.config import load_config
+
+    root = tmp_path_factory.mktemp('mask_rcnn_deploy')
+    image = random_image(240, 320, seed=0)
+    image_file = str(root / 'image.png')
+    cv2.imwrite(image_file, image)
+    model_cfg = two_stage_model_cfg('mask_rcnn')
+    model_cfg.model.test_cfg.rcnn.mask_thr_binary = DEPLOYED_MASK_THR
+    deploy_cfg = load_config('configs/mmdet/instance-seg/instance-seg_onnxruntime_static.py')
+    seen = types.SimpleNamespace(tasks=[], outputs=[], results=[])
+    build, compare = ObjectDetection.build_pytorch_model, ObjectDetection.outputs_for_comparison
+
+    def build_spread(self, *args, **kwargs):
+        seen.tasks.append(self)
+        return spread_scores(build(self, *args, **kwargs))
+
+    def record(self, results):
+        seen.results.append(results)
+        seen.outputs.append(compare(self, results))
+        return seen.outputs[-1]
+
+    log = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ObjectDetection, 'build_pytorch_model', build_spread)
+        patch.setattr(ObjectDetection, 'outputs_for_comparison', record)
+        torch.manual_seed(0)
+        result = deploy(deploy_cfg, model_cfg, image_file, str(root / 'work'), stream=log)
+    assert len(seen.outputs) == 2, 'deploy() compared PyTorch with the backend once'
+    return types.SimpleNamespace(result=result, work_dir=root / 'work', log=log.getvalue(), image=image,
+                                 task=seen.tasks[0], outputs=seen.outputs, results=seen.results)

@@ -28,9 +28,13 @@ class RoIAlignModel(torch.nn.Module):
 
 
 def _messages(exc):
-    """Messages of an exception and its causes (torch.export wraps errors raised while tracing)."""
-    found = []
-    while exc is not None:
+    """Messages of an exception and its causes (torch.export wraps errors raised while tracing).
+
+    The chain may loop (export_onnx re-raises a root cause ``from`` its wrapper): each exception once.
+    """
+    found, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
         found.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     return '\n'.join(found)

@@ -104,7 +104,9 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
     except Exception as exc:
         cause = _root_cause(exc)
         if isinstance(cause, MMDeployError):  # raised by a rewrite, wrapped by torch
-            raise cause from exc
+            # a new exception of the same type: re-raising ``cause`` itself with
+            # ``from exc`` would make the exception chain a cycle
+            raise type(cause)(str(cause)) from exc
         raise ExportError(f'{exporter} export to ONNX failed: {_first_line(cause)}') from exc
     finally:
         if os.path.exists(tmp):

@@ -138,19 +138,46 @@ class ObjectDetection(BaseTask):
         return DetectionBackendModel(wrapper, self.build_data_preprocessor(), output_names[:2], clip, min_size)
 
     def outputs_for_comparison(self, results: List[Any]) -> Dict[str, np.ndarray]:
-        """Boxes (x1, y1, x2, y2, score) and labels of every image, best first."""
-        dets, labels = [], []
+        """Boxes (x1, y1, x2, y2, score) and labels of every image, best first; masks when there are.
+
+        ``masks`` (instance segmentation) are the pasted masks of the same
+        detections, in the same order as ``dets``, flattened and concatenated
+        over the images (their sizes may differ): 0 / 1 for binary masks
+        (uint8, a quarter of float32's memory on full-size images), so that
+        :func:`~mmdeploy.apis.deploy.compare_outputs` reports a max abs diff
+        of 0 when every pixel agrees and 1 when any differs, and a mean abs
+        diff that is the fraction of differing pixels (over all detections'
+        full-image masks). Their relative diff says nothing (a pixel that is 0
+        on PyTorch's side gives 1e6). Soft masks (``mask_thr_binary < 0``,
+        uint8 ``prob * 255``) are compared as float32 probabilities in [0, 1].
+        A different number of detections makes the shapes differ (reported
+        as inf), as for ``dets``. Results without masks (a backend model
+        built for ``dets`` and ``labels`` only) give no ``masks``.
+        """
+        dets, labels, masks = [], [], []
+        with_masks = bool(results) and all('masks' in result.pred_instances for result in results)
         for result in results:
             inst = result.pred_instances
             dets.append(np.concatenate([inst.bboxes.detach().cpu().numpy().reshape(-1, 4),
                                         inst.scores.detach().cpu().numpy().reshape(-1, 1)], 1))
             labels.append(inst.labels.detach().cpu().numpy().reshape(-1))
-        return {'dets': np.concatenate(dets).astype(np.float32), 'labels': np.concatenate(labels).astype(np.int64)}
+            if with_masks:
+                masks.append(_comparable_masks(inst.masks))
+        outputs = {'dets': np.concatenate(dets).astype(np.float32),
+                   'labels': np.concatenate(labels).astype(np.int64)}
+        if with_masks:
+            kinds = {m.dtype for m in masks if m.size}
+            outputs['masks'] = np.concatenate(masks).astype(np.float32 if np.float32 in kinds else np.uint8)
+        return outputs
 
     def visualize(self, image: np.ndarray, result: Any, output_file: str, title: str,
                   classes: Optional[Sequence[str]] = None, score_thr: float = 0.3,
                   fallback_top: int = 10) -> None:
-        """Draw the detections with score >= ``score_thr`` (or, when none, the ``fallback_top`` best)."""
+        """Draw the detections with score >= ``score_thr`` (or, when none, the ``fallback_top`` best).
+
+        Instance masks, when the result has them, are filled semi-transparently
+        in each detection's colour under its box.
+        """
         from mmdeploy.codebase.mmdet.drawing import draw_detections
         from mmdeploy.utils.files import atomic_write_image
 
@@ -165,7 +192,11 @@ class ObjectDetection(BaseTask):
             keep[np.argsort(-scores)[:fallback_top]] = True
             rule = f'best {min(fallback_top, len(scores))}, all below {score_thr:g}'
         header = f'{title}: {len(scores)} detections, drawn {int(keep.sum())} ({rule})'
-        canvas = draw_detections(image, boxes[keep], scores[keep], labels[keep], classes, header)
+        masks = None
+        if 'masks' in inst:  # instance segmentation: the drawn detections' masks, filled
+            masks = inst.masks.detach().cpu().numpy() if hasattr(inst.masks, 'detach') else np.asarray(inst.masks)
+            masks = masks[keep]
+        canvas = draw_detections(image, boxes[keep], scores[keep], labels[keep], classes, header, masks=masks)
         atomic_write_image(output_file, canvas)
 
     # --------------------------------------------------------- SDK meta
@@ -191,15 +222,34 @@ class ObjectDetection(BaseTask):
             'img_norm_cfg', 'valid_ratio']))
         return transforms
 
+    def with_masks(self) -> bool:
+        """Whether the model segments instances: its RoI head has a mask head (Mask R-CNN & co.).
+
+        The exported graph then returns masks too (see
+        :mod:`mmdeploy.codebase.mmdet.two_stage.detector`), whatever the
+        deploy config's ``output_names``.
+        """
+        return bool((self.model_cfg.model.get('roi_head') or {}).get('mask_head'))
+
     def get_postprocess(self) -> Dict[str, Any]:
-        """``ResizeBBox`` with the model's test config (thresholds, max detections)."""
+        """``ResizeBBox`` with the model's test config (thresholds, max detections).
+
+        Models with masks get ``ResizeInstanceMask`` instead (as the original
+        MMDeploy's SDK meta), with the same parameters plus
+        ``mask_thr_binary`` of ``test_cfg.rcnn`` (mmdet's 0.5 when absent).
+        """
         from mmdeploy.codebase.mmdet.post_processing import nms_params
 
         params = nms_params(self.deploy_cfg, self._box_head_and_test_cfg()[1])
         clip, min_size = self._post_params()
-        return dict(type='ResizeBBox', params=dict(
-            score_thr=params.score_threshold, iou_threshold=params.iou_threshold,
-            max_per_img=params.keep_top_k, min_bbox_size=min_size, clip_border=clip))
+        post = dict(score_thr=params.score_threshold, iou_threshold=params.iou_threshold,
+                    max_per_img=params.keep_top_k, min_bbox_size=min_size, clip_border=clip)
+        if self.with_masks():
+            from mmdeploy.codebase.mmdet.two_stage.masks import mask_thr_binary
+
+            post['mask_thr_binary'] = mask_thr_binary(self.model_cfg)
+            return dict(type='ResizeInstanceMask', params=post)
+        return dict(type='ResizeBBox', params=post)
 
     @staticmethod
     def get_partition_cfg(partition_type: str) -> List[Dict[str, Any]]:
@@ -210,6 +260,16 @@ class ObjectDetection(BaseTask):
             raise ConfigError(f'no predefined mmdet partition {partition_type!r}; '
                               f'known: {", ".join(sorted(PARTITIONS))}')
         return copy.deepcopy(PARTITIONS[partition_type])
+
+
+def _comparable_masks(masks: Any) -> np.ndarray:
+    """One image's ``[K, H, W]`` masks flattened for comparison: uint8 0 / 1, or float32 in [0, 1] if soft."""
+    array = masks.detach().cpu().numpy() if hasattr(masks, 'detach') else np.asarray(masks)
+    if array.dtype == np.bool_:
+        return array.reshape(-1).view(np.uint8)
+    if array.dtype == np.uint8:
+        return (array.reshape(-1) / np.float32(255)).astype(np.float32)
+    return array.reshape(-1).astype(np.float32)
 
 
 def _default_coder(head_type: Optional[str]) -> Dict[str, Any]:
