@@ -159,7 +159,25 @@ class BaseTask:
         return model.to(self.device).eval().requires_grad_(False) if isinstance(model, torch.nn.Module) else model
 
     def update_dataset_meta(self, model: Any) -> None:
-        """Give the model class names when the checkpoint did not (override per codebase)."""
+        """Give a model without ``dataset_meta`` class names.
+
+        The codebase's standard names for its class count (see
+        :meth:`standard_classes`), else ``class_0``, ``class_1``, ...
+        """
+        if getattr(model, 'dataset_meta', None):
+            return
+        num_classes = self.num_classes(model)
+        if num_classes:
+            names = self.standard_classes(num_classes) or [f'class_{i}' for i in range(num_classes)]
+            model.dataset_meta = {'classes': list(names)}
+
+    def num_classes(self, model: Any) -> Optional[int]:
+        """How many classes the model predicts (None when unknown)."""
+        return None
+
+    def standard_classes(self, num_classes: int) -> Optional[Sequence[str]]:
+        """Names of a well-known dataset with ``num_classes`` classes, or None."""
+        return None
 
     def create_input(self, imgs: Union[ImageInput, Sequence[ImageInput]],
                      input_shape: Optional[Sequence[int]] = None,

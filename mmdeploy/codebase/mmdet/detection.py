@@ -24,17 +24,16 @@ class ObjectDetection(BaseTask):
     sdk_module = 'mmdet'
 
     # --------------------------------------------------------- PyTorch side
-    def update_dataset_meta(self, model: Any) -> None:
-        """Random-weight models get COCO names when they have 80 classes."""
-        if getattr(model, 'dataset_meta', None):
-            return
-        num_classes = self._num_classes()
-        if num_classes == 80:
-            from mmdet.datasets import CocoDataset
+    def num_classes(self, model: Any) -> Optional[int]:
+        return self._num_classes()
 
-            model.dataset_meta = {'classes': list(CocoDataset.METAINFO['classes'])}
-        elif num_classes:
-            model.dataset_meta = {'classes': [f'class_{i}' for i in range(num_classes)]}
+    def standard_classes(self, num_classes: int) -> Optional[Sequence[str]]:
+        """COCO's names for an 80-class detector."""
+        if num_classes != 80:
+            return None
+        from mmdet.datasets import CocoDataset
+
+        return CocoDataset.METAINFO['classes']
 
     def _num_classes(self) -> Optional[int]:
         model = self.model_cfg.model

@@ -47,17 +47,16 @@ class Classification(BaseTask):
     sdk_task = 'Classifier'
     sdk_module = 'mmcls'
 
-    def update_dataset_meta(self, model: Any) -> None:
-        """Random-weight models get ImageNet names when the head has 1000 classes."""
-        if getattr(model, 'dataset_meta', None):
-            return
-        num_classes = getattr(getattr(model, 'head', None), 'num_classes', None)
-        if num_classes == 1000:
-            from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
+    def num_classes(self, model: Any) -> Optional[int]:
+        return getattr(getattr(model, 'head', None), 'num_classes', None)
 
-            model.dataset_meta = {'classes': IMAGENET_CATEGORIES}
-        elif num_classes:
-            model.dataset_meta = {'classes': [f'class_{i}' for i in range(num_classes)]}
+    def standard_classes(self, num_classes: int) -> Optional[Sequence[str]]:
+        """ImageNet's names for a 1000-class head."""
+        if num_classes != 1000:
+            return None
+        from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
+
+        return IMAGENET_CATEGORIES
 
     def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Dict[str, Any]]:
         cfg = self.model_cfg
