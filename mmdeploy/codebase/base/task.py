@@ -179,6 +179,10 @@ class BaseTask:
         """Names of a well-known dataset with ``num_classes`` classes, or None."""
         return None
 
+    def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Dict[str, Any]]:
+        """The config's test pipeline, minus file loading, fitted to a static ``input_shape``."""
+        raise NotImplementedError
+
     def create_input(self, imgs: Union[ImageInput, Sequence[ImageInput]],
                      input_shape: Optional[Sequence[int]] = None,
                      data_preprocessor: Any = None) -> Tuple[Dict[str, Any], Any]:
@@ -186,9 +190,27 @@ class BaseTask:
 
         Returns:
             ``(data, tensor)``: the preprocessed batch dict (``inputs`` and
-            ``data_samples``) and the tensor fed to the exported model.
+            ``data_samples``) and the tensor fed to the exported model (None
+            without ``data_preprocessor``).
         """
-        raise NotImplementedError
+        from mmengine.dataset import Compose, pseudo_collate
+
+        self.init_scope()
+        images = imgs if isinstance(imgs, (list, tuple)) else [imgs]
+        pipeline = Compose(self._test_pipeline(input_shape))
+        samples = []
+        for index, img in enumerate(images):
+            array = read_image(img)
+            path = os.fspath(img) if isinstance(img, (str, os.PathLike)) else ''
+            samples.append(pipeline(dict(img=array, img_id=index, img_path=path, img_shape=array.shape[:2],
+                                         ori_shape=array.shape[:2])))
+        data = pseudo_collate(samples)
+        if data_preprocessor is None:
+            return data, None
+        batch = data_preprocessor(data, False)
+        # the preprocessor completes the samples (e.g. batch_input_shape, pad_shape)
+        data['data_samples'] = batch['data_samples']
+        return data, batch['inputs']
 
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
         """The nn.Module to export; its ``forward(tensor)`` returns the output tensors."""

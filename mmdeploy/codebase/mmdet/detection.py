@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import copy
-import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmdeploy.codebase.base.task import BaseTask, ImageInput, read_image
+from mmdeploy.codebase.base.task import BaseTask
 
 #: test-pipeline steps that read files or annotations; the converter feeds arrays
 _DROPPED_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'LoadPanopticAnnotations')
@@ -51,28 +50,6 @@ class ObjectDetection(BaseTask):
             pipeline = [t for t in pipeline if t['type'] not in ('Resize', 'Pad', 'RandomFlip')]
             pipeline.insert(0, dict(type='Resize', scale=tuple(input_shape), keep_ratio=False))
         return pipeline
-
-    def create_input(self, imgs: Union[ImageInput, Sequence[ImageInput]],
-                     input_shape: Optional[Sequence[int]] = None,
-                     data_preprocessor: Any = None) -> Tuple[Dict[str, Any], Any]:
-        from mmengine.dataset import Compose, pseudo_collate
-
-        self.init_scope()
-        images = imgs if isinstance(imgs, (list, tuple)) else [imgs]
-        pipeline = Compose(self._test_pipeline(input_shape))
-        samples = []
-        for index, img in enumerate(images):
-            array = read_image(img)
-            path = os.fspath(img) if isinstance(img, (str, os.PathLike)) else ''
-            samples.append(pipeline(dict(img=array, img_id=index, img_path=path, img_shape=array.shape[:2],
-                                         ori_shape=array.shape[:2])))
-        data = pseudo_collate(samples)
-        if data_preprocessor is None:
-            return data, None
-        batch = data_preprocessor(data, False)
-        # the preprocessor completes the samples (batch_input_shape, pad_shape)
-        data['data_samples'] = batch['data_samples']
-        return data, batch['inputs']
 
     def build_data_preprocessor(self) -> Any:
         """The model config's ``DetDataPreprocessor`` (training-only batch augments removed)."""

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmdeploy.codebase.base.task import BaseTask, ImageInput, read_image
+from mmdeploy.codebase.base.task import BaseTask
 
 
 class ClassificationBackendModel:
@@ -67,24 +67,6 @@ class Classification(BaseTask):
             keep = [t for t in pipeline if t['type'] not in ('ResizeEdge', 'Resize', 'CenterCrop', 'RandomResizedCrop')]
             pipeline = [dict(type='Resize', scale=tuple(input_shape), backend='cv2')] + keep
         return pipeline
-
-    def create_input(self, imgs: Union[ImageInput, Sequence[ImageInput]],
-                     input_shape: Optional[Sequence[int]] = None,
-                     data_preprocessor: Any = None) -> Tuple[Dict[str, Any], Any]:
-        from mmengine.dataset import Compose, pseudo_collate
-
-        self.init_scope()
-        images = imgs if isinstance(imgs, (list, tuple)) else [imgs]
-        pipeline = Compose(self._test_pipeline(input_shape))
-        samples = []
-        for img in images:
-            array = read_image(img)
-            samples.append(pipeline(dict(img=array, img_shape=array.shape[:2], ori_shape=array.shape[:2])))
-        data = pseudo_collate(samples)
-        if data_preprocessor is None:
-            return data, None
-        batch = data_preprocessor(data, False)
-        return data, batch['inputs']
 
     def build_data_preprocessor(self) -> Any:
         """The model config's data preprocessor (normalisation, RGB order)."""
