@@ -21,8 +21,9 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10',
     packages=find_packages(include=['mmdeploy', 'mmdeploy.*']),
-    install_requires=['pluggy>=1.5', 'mmengine>=0.10', 'numpy', 'onnx>=1.16'],
-    extras_require={'all': requirements('runtime.txt') + requirements('codebases.txt'),
+    # everything the default path imports (tests/config/test_install_requires.py checks it)
+    install_requires=requirements('runtime.txt'),
+    extras_require={'all': requirements('codebases.txt'),
                     'tests': requirements('tests.txt')},
     entry_points={'console_scripts': ['mmdeploy = mmdeploy.cli:main']},
 )

@@ -44,3 +44,7 @@ class InputDataError(MMDeployError, ValueError):
 
 class PluginError(MMDeployError, RuntimeError):
     """A plugin broke a rule of the plugin contract (duplicate name, bad hook)."""
+
+
+class UnsupportedModelError(MMDeployError, NotImplementedError):
+    """The model (a class or method in it) is not covered by the registered rewrites or exporters."""

@@ -11,7 +11,16 @@ applies the policy: a name registered twice is refused with a warning naming
 both plugins. Every hook is collect-all: each plugin is called in turn, in
 registration order (built-ins first, so the first registration of a name wins),
 and a plugin that raises is reported by name and skipped, along with what it
-registered in that call.
+registered in that call (through ``register``, and for ``mmdeploy_rewrites`` /
+``mmdeploy_custom_ops`` the rewrites and symbolics it added to the rewriter
+registries).
+
+Classes are given to ``register`` as classes, or as a zero-argument function
+marked with :func:`mmdeploy.plugins.factory` that returns the class (so heavy
+imports wait until the class is needed); anything else is refused when it is
+registered. What a backend manager and a task processor must implement is
+listed in README ("Writing a plugin"); :class:`mmdeploy.backend.base.BaseBackendManager`
+and :class:`mmdeploy.codebase.base.BaseTask` are the base classes.
 
 Example of a third-party backend plugin::
 
@@ -45,8 +54,10 @@ def mmdeploy_backends(register: Callable[..., None]) -> None:
             backend. ``name`` is the value users put in
             ``backend_config.type`` (for example ``'onnxruntime'``).
             ``manager`` is a subclass of
-            :class:`mmdeploy.backend.base.BaseBackendManager` (or a zero
-            argument callable returning one, so heavy imports can wait).
+            :class:`mmdeploy.backend.base.BaseBackendManager`, or a zero
+            argument function marked with :func:`mmdeploy.plugins.factory`
+            returning one (heavy imports wait until it is used); any other
+            value is refused.
             ``requires`` lists the Python modules the backend needs; when one
             cannot be found the backend is recorded as unavailable with that
             reason instead of failing later.
@@ -65,9 +76,10 @@ def mmdeploy_codebases(register: Callable[..., None]) -> None:
             codebase. ``name`` is the value of ``codebase_config.type`` (for
             example ``'mmpretrain'``). ``tasks`` maps a task name (the value of
             ``codebase_config.task``, for example ``'Classification'``) to a
-            subclass of :class:`mmdeploy.codebase.base.BaseTask` or to a zero
-            argument callable returning one. ``requires`` lists the Python
-            modules the codebase needs.
+            subclass of :class:`mmdeploy.codebase.base.BaseTask`, or to a zero
+            argument function marked with :func:`mmdeploy.plugins.factory`
+            returning one. ``requires`` lists the Python modules the codebase
+            needs.
 
     Returns:
         Nothing; contributions go through ``register``.
@@ -79,8 +91,9 @@ def mmdeploy_rewrites(rewriters: 'RewriterManager') -> None:
     """Register function, module and symbolic rewrites.
 
     Called once, the first time a :class:`mmdeploy.core.RewriterContext` is
-    entered, so the imports a plugin does here cost nothing at
-    ``import mmdeploy``.
+    entered (and by ``mmdeploy plugins``), so the imports a plugin does here
+    cost nothing at ``import mmdeploy``. When the hook raises, every record it
+    added to the three rewriters before raising is removed again.
 
     Args:
         rewriters: the rewriter manager; register with
@@ -106,7 +119,10 @@ def mmdeploy_partitions(register: Callable[..., None]) -> None:
             ``start`` (list of ``'func[id]:input|output'`` markers), ``end``
             (same syntax), and optional ``output_names`` and
             ``dynamic_axes``. Users select one with
-            ``partition_config = dict(type=name, apply_marks=True)``.
+            ``partition_config = dict(type=name, apply_marks=True)``; its
+            markers are parsed when the deploy config is validated, and it
+            is what ``BaseTask.get_partition_cfg(name)`` returns (the one
+            source of predefined partitions).
 
     Returns:
         Nothing.
@@ -128,4 +144,28 @@ def mmdeploy_custom_ops(register: Callable[..., None]) -> None:
 
     Returns:
         Nothing.
+    """
+
+
+@hookspec
+def mmdeploy_config_keys(register: Callable[..., None]) -> None:
+    """Declare the deploy config keys a backend or a codebase reads.
+
+    The core owns ``onnx_config``, ``partition_config`` and the ``type`` /
+    ``task`` keys; every other key of ``backend_config`` and ``calib_config``
+    belongs to the backend named by ``backend_config.type``, and of
+    ``codebase_config`` to the codebase named by ``codebase_config.type``. A
+    key nobody declared is refused, naming the closest declared one, so a
+    typo never passes silently.
+
+    Args:
+        register: call ``register(section, owner, keys)``. ``section`` is
+            ``'backend_config'``, ``'calib_config'`` or ``'codebase_config'``;
+            ``owner`` the backend or codebase name (as registered through
+            ``mmdeploy_backends`` / ``mmdeploy_codebases``); ``keys`` a dict
+            ``{key: mmdeploy.utils.deploy_config.ConfigKey(check, hint)}``
+            (``ConfigKey.keys`` checks the keys of a dict value in turn).
+
+    Returns:
+        Nothing; contributions go through ``register``.
     """

@@ -20,7 +20,7 @@ import threading
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pluggy
 
@@ -36,6 +36,9 @@ DEFAULT_PLUGINS: Tuple[str, ...] = (
     'mmdeploy.backend.onnxruntime.plugin',
     'mmdeploy.codebase.mmpretrain.plugin',
     'mmdeploy.codebase.mmdet.plugin',
+    'mmdeploy.codebase.mmagic.plugin',
+    'mmdeploy.codebase.mmocr.plugin',
+    'mmdeploy.codebase.mmseg.plugin',
     'mmdeploy.mmcv.ops.plugin',
     'mmdeploy.core.marks_plugin',
 )
@@ -85,6 +88,8 @@ class Registry:
     backends: Dict[str, Entry] = field(default_factory=dict)
     codebases: Dict[str, Entry] = field(default_factory=dict)
     partitions: Dict[Tuple[str, str], Entry] = field(default_factory=dict)
+    #: ``(section, owner)`` -> keys a plugin declared (``mmdeploy_config_keys``)
+    config_keys: Dict[Tuple[str, str], Entry] = field(default_factory=dict)
     plugins: Dict[str, PluginInfo] = field(default_factory=dict)
 
 
@@ -173,8 +178,15 @@ class PluginManager:
                       PluginLoadWarning, stacklevel=3)
         logger.debug('plugin %s failed:\n%s', name, ''.join(traceback.format_exception(exc)))
 
-    def _call_each(self, registry: Registry, hook_name: str, **kwargs: Any) -> None:
-        """Call one hook plugin by plugin so that one failing plugin is skipped alone."""
+    def _call_each(self, registry: Registry, hook_name: str,
+                   snapshot: Optional[Callable[[], Callable[[], None]]] = None, **kwargs: Any) -> None:
+        """Call one hook plugin by plugin so that one failing plugin is skipped alone.
+
+        What a failing call registered is removed: entries made through
+        ``register`` always; for hooks that register elsewhere (the rewriter
+        registries), ``snapshot()`` is taken before each call and returns the
+        function that restores it.
+        """
         caller = getattr(self.pm.hook, hook_name)
         # registration order (built-ins first, so a later plugin cannot take their
         # names), tryfirst before and trylast after the rest; pluggy itself would
@@ -184,20 +196,26 @@ class PluginManager:
         for impl in impls:
             self._current_plugin = impl.plugin_name
             self._added = []
+            restore = snapshot() if snapshot is not None else None
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
                 for table, key in self._added:  # a failed hook contributes nothing
                     table.pop(key, None)
+                if restore is not None:
+                    restore()
                 info = registry.plugins.get(impl.plugin_name)
                 self._report(registry, impl.plugin_name, info.source if info else '?', hook_name, exc)
             finally:
                 self._current_plugin = None
                 self._added = []
 
-    def _register_into(self, table: Dict, kind: str) -> Callable[..., None]:
+    def _register_into(self, table: Dict, kind: str,
+                       check: Optional[Callable[[str, Any], None]] = None) -> Callable[..., None]:
         def register(name: str, value: Any, requires: Sequence[str] = ()) -> None:
             plugin = self._current_plugin or '<direct>'
+            if check is not None:
+                check(f'{kind} {name!r} from plugin {plugin!r}', value)
             if name in table:
                 raise PluginError(f'{kind} {name!r} from plugin {plugin!r} is refused: '
                                   f'plugin {table[name].plugin!r} already registered it')
@@ -213,14 +231,20 @@ class PluginManager:
                 self._current_plugin = None
                 self._load(registry)
                 self._call_each(registry, 'mmdeploy_backends',
-                                register=self._register_into(registry.backends, 'backend'))
+                                register=self._register_into(registry.backends, 'backend', _check_manager))
                 self._call_each(registry, 'mmdeploy_codebases',
-                                register=self._register_into(registry.codebases, 'codebase'))
+                                register=self._register_into(registry.codebases, 'codebase', _check_tasks))
 
                 def register_partition(codebase: str, name: str, partitions: Any) -> None:
                     self._register_into(registry.partitions, 'partition')((codebase, name), partitions)
 
                 self._call_each(registry, 'mmdeploy_partitions', register=register_partition)
+
+                def register_keys(section: str, owner: str, keys: Any) -> None:
+                    _check_config_keys(section, owner, keys)
+                    self._register_into(registry.config_keys, 'config keys of')((section, owner), dict(keys))
+
+                self._call_each(registry, 'mmdeploy_config_keys', register=register_keys)
                 self._registry = registry
             return self._registry
 
@@ -233,9 +257,81 @@ class PluginManager:
             self._rewrites_loaded = True
             from mmdeploy.core.rewriters.manager import REWRITER_MANAGER
 
-            self._call_each(registry, 'mmdeploy_rewrites', rewriters=REWRITER_MANAGER)
-            self._call_each(registry, 'mmdeploy_custom_ops',
+            def snapshot() -> Callable[[], None]:
+                return _snapshot_rewrites(REWRITER_MANAGER)
+
+            self._call_each(registry, 'mmdeploy_rewrites', snapshot, rewriters=REWRITER_MANAGER)
+            self._call_each(registry, 'mmdeploy_custom_ops', snapshot,
                             register=REWRITER_MANAGER.symbolic.register_custom_op)
+
+
+def _snapshot_rewrites(manager: Any) -> Callable[[], None]:
+    """Remember the rewriter registries' records; return what puts them back as they were.
+
+    Only the registries' public methods are used (``names``, ``records``,
+    ``remove``, ``add``). ``remove`` drops every record of an object (also
+    one registered before the snapshot with the same object, such as the
+    ``None`` symbolic of translation-only custom ops), so a registry that
+    changed is emptied and refilled in its old order: which of two tied
+    rewrites was registered first stays as it was.
+    """
+    registries = (manager.function.registry, manager.module.registry, manager.symbolic.registry)
+    before = [(reg, [r for name in reg.names() for r in reg.records(name)]) for reg in registries]
+
+    def restore() -> None:
+        for reg, old in before:
+            now = [r for name in reg.names() for r in reg.records(name)]
+            if [id(r) for r in now] == [id(r) for r in old]:
+                continue
+            for obj in {id(r.obj): r.obj for r in now}.values():
+                reg.remove(obj)
+            for record in old:
+                reg.add(record)
+
+    return restore
+
+
+def _is_factory(value: Any) -> bool:
+    return callable(value) and getattr(value, '__mmdeploy_factory__', False)
+
+
+def _check_manager(what: str, value: Any) -> None:
+    if not (isinstance(value, type) or _is_factory(value)):
+        raise PluginError(f'{what} is refused: register a class, or a zero-argument function marked '
+                          f'with @mmdeploy.plugins.factory, not {type(value).__name__} {value!r:.60}')
+
+
+def _check_tasks(what: str, tasks: Any) -> None:
+    if not isinstance(tasks, Mapping) or not tasks:
+        raise PluginError(f'{what} is refused: tasks must be a dict {{task name: task class}}, got {tasks!r:.60}')
+    for task, value in tasks.items():
+        _check_manager(f'{what}, task {task!r},', value)
+
+
+_CONFIG_KEY_SECTIONS = ('backend_config', 'calib_config', 'codebase_config')
+
+
+def _check_config_keys(section: str, owner: str, keys: Any) -> None:
+    from mmdeploy.utils.deploy_config import ConfigKey
+
+    if section not in _CONFIG_KEY_SECTIONS:
+        raise PluginError(f'config keys for {section!r} are refused: a plugin declares keys of '
+                          f'{", ".join(_CONFIG_KEY_SECTIONS)} only')
+    if not isinstance(keys, Mapping) or not all(isinstance(k, str) and isinstance(v, ConfigKey)
+                                                for k, v in keys.items()):
+        raise PluginError(f'config keys of {section} for {owner!r} are refused: give a dict '
+                          f'{{key name: mmdeploy.utils.deploy_config.ConfigKey(...)}}')
+
+
+def load_all() -> Registry:
+    """Load plugins and call every hook, the rewrite and custom-op ones included.
+
+    ``mmdeploy plugins`` uses it, so a plugin broken in any hook shows as
+    failed. Costs the imports the rewrite hooks do (the codebases).
+    """
+    manager = get_plugin_manager()
+    manager.load_rewrites()
+    return manager.registry()
 
 
 _MANAGER: Optional[PluginManager] = None
@@ -263,18 +359,36 @@ def get_registry() -> Registry:
     return get_plugin_manager().registry()
 
 
-def _resolve(entry: Entry) -> Any:
-    """An entry's value; a zero-argument factory function is called (lazy imports)."""
-    value = entry.value
-    if callable(value) and not isinstance(value, type) and getattr(value, '__mmdeploy_factory__', False):
-        return value()
+def _resolve(value: Any, what: str, required: Sequence[str]) -> Any:
+    """A registered class; a :func:`factory` is called first (its imports wait until now).
+
+    Raises:
+        PluginError: the class lacks a method of the contract (named).
+    """
+    if _is_factory(value):
+        value = value()
+    missing = [name for name in required if not callable(getattr(value, name, None))]
+    if missing:
+        raise PluginError(f'{what} does not implement {", ".join(missing)}; see "Writing a plugin" in README')
     return value
 
 
 def factory(func: Callable[[], Any]) -> Callable[[], Any]:
-    """Mark a zero-argument function as a lazy factory for ``register``."""
+    """Mark a zero-argument function as a lazy factory for ``register``.
+
+    ``register`` accepts a class or a function marked with this decorator
+    (called the first time the class is needed, so heavy imports wait); any
+    other value is refused when it is registered.
+    """
     func.__mmdeploy_factory__ = True
     return func
+
+
+#: what mmdeploy calls on a backend manager (see mmdeploy.backend.base.BaseBackendManager)
+BACKEND_MANAGER_METHODS = ('to_backend', 'build_wrapper')
+#: what mmdeploy calls on a task processor beyond BaseTask's own (see README, "Writing a plugin")
+TASK_METHODS = ('build_pytorch_model', 'create_input', 'export_module', 'run_pytorch', 'build_backend_model',
+                'outputs_for_comparison', 'visualize', 'get_preprocess', 'get_postprocess', 'get_model_name')
 
 
 def get_backend_manager(name: str) -> Any:
@@ -295,7 +409,7 @@ def get_backend_manager(name: str) -> Any:
         raise BackendUnavailableError(
             f'backend {name!r} needs Python package(s) {", ".join(entry.missing)} which are not '
             f'installed; install them (e.g. pip install {" ".join(entry.missing)})')
-    return _resolve(entry)
+    return _resolve(entry.value, f'backend {name!r} (plugin {entry.plugin!r})', BACKEND_MANAGER_METHODS)
 
 
 def get_task_class(codebase: str, task: str) -> Any:
@@ -320,7 +434,22 @@ def get_task_class(codebase: str, task: str) -> Any:
     if task not in tasks:
         raise CodebaseUnavailableError(f'codebase {codebase!r} has no task {task!r}; '
                                        f'its tasks: {", ".join(sorted(tasks))}')
-    value = tasks[task]
-    if callable(value) and getattr(value, '__mmdeploy_factory__', False):
-        return value()
-    return value
+    return _resolve(tasks[task], f'task {codebase}/{task} (plugin {entry.plugin!r})', TASK_METHODS)
+
+
+def get_partition(codebase: str, name: str) -> List[Dict[str, Any]]:
+    """A copy of the predefined partition ``name`` a plugin registered for ``codebase``.
+
+    Raises:
+        ConfigError: no such partition (the known ones are listed).
+    """
+    import copy
+
+    from mmdeploy.errors import ConfigError
+
+    registry = get_registry()
+    entry = registry.partitions.get((codebase, name))
+    if entry is None:
+        known = ', '.join(sorted(n for c, n in registry.partitions if c == codebase)) or 'none'
+        raise ConfigError(f'no predefined {codebase} partition {name!r}; known: {known}')
+    return copy.deepcopy(list(entry.value))

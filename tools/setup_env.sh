@@ -44,6 +44,9 @@ if ! .venv/bin/python -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.0
 fi
 
 log "installing pinned requirements"
-"${PIP[@]}" -c requirements/constraints.txt -r requirements/runtime.txt -r requirements/codebases.txt -r requirements/tests.txt
+"${PIP[@]}" -c requirements/constraints.txt -r requirements/runtime.txt -r requirements/codebases.txt \
+  -r requirements/mmagic.txt -r requirements/tests.txt
+# mmagic without its full requirements (mediapipe, face-alignment, ...): see requirements/mmagic.txt
+.venv/bin/python -c 'import mmagic' 2>/dev/null || "${PIP[@]}" --no-deps -c requirements/constraints.txt mmagic==1.2.0
 "${PIP[@]}" --no-deps --no-build-isolation -e .
-.venv/bin/python -c 'import mmcv.ops, mmpretrain, mmdet, onnxruntime, mmdeploy; print("[setup] ok: mmdeploy", mmdeploy.__version__)' >&2
+.venv/bin/python -c 'import mmcv.ops, mmpretrain, mmdet, mmseg, mmocr, mmagic, onnxruntime, mmdeploy; print("[setup] ok: mmdeploy", mmdeploy.__version__)' >&2

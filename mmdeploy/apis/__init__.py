@@ -17,6 +17,11 @@ _EXPORTS = {
     'extract_partition': 'mmdeploy.apis.onnx.partition',
     'export_onnx': 'mmdeploy.apis.onnx.export',
     'deploy': 'mmdeploy.apis.deploy',
+    # the original MMDeploy's names
+    'extract_model': 'mmdeploy.apis.extract',
+    'get_predefined_partition_cfg': 'mmdeploy.apis.utils',
+    'to_backend': 'mmdeploy.apis.utils',
+    'visualize_model': 'mmdeploy.apis.visualize',
 }
 
 __all__ = sorted(_EXPORTS)

@@ -49,15 +49,25 @@ def torch2onnx(img: Any, work_dir: str, save_file: str, deploy_cfg: Any, model_c
 
 
 def export_task_model(task: Any, model: Any, img: Any, output_file: str) -> str:
-    """Export an already built model of a task processor to ``output_file`` and run the passes."""
+    """Export an already built model of a task processor to ``output_file`` and run the passes.
+
+    Raises:
+        UnsupportedModelError: before anything is exported, when a module of
+            the model is not covered by the rewrites (see
+            :mod:`mmdeploy.apis.onnx.support`).
+    """
     import onnx
 
     from mmdeploy.apis.onnx.export import export_onnx
     from mmdeploy.apis.onnx.passes import remove_marks, simplify
+    from mmdeploy.apis.onnx.support import check_model
     from mmdeploy.utils.files import _temp_path, atomic_write_bytes
 
     deploy_cfg = task.deploy_cfg
     ir_cfg = get_ir_config(deploy_cfg)
+    exporter, opset = get_exporter(deploy_cfg), ir_cfg.get('opset_version', 17)
+    check_model(model, {'backend': get_backend(deploy_cfg), 'ir': 'onnx', 'exporter': exporter, 'opset': opset},
+                getattr(task, 'export_entry_methods', ()))
     data, tensor = task.create_input(img, task.ir_input_shape(), model.data_preprocessor)
     partition = get_partition_config(deploy_cfg)
     # the raw export goes to a temporary name: output_file appears only once the passes ran
@@ -67,8 +77,8 @@ def export_task_model(task: Any, model: Any, img: Any, output_file: str) -> str:
                     backend=get_backend(deploy_cfg),
                     input_names=ir_cfg.get('input_names', ['input']),
                     output_names=ir_cfg.get('output_names', ['output']),
-                    dynamic_axes=ir_cfg.get('dynamic_axes'), opset_version=ir_cfg.get('opset_version', 17),
-                    exporter=get_exporter(deploy_cfg), apply_marks=True,
+                    dynamic_axes=ir_cfg.get('dynamic_axes'), opset_version=opset,
+                    exporter=exporter, apply_marks=True,
                     data_samples=data.get('data_samples'))
         onnx_model = onnx.load(raw_file)
         if partition is None:

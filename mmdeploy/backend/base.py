@@ -1,32 +1,23 @@
 """Base classes every backend plugin implements."""
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 
 class BaseBackendManager:
     """What mmdeploy needs from an engine: convert ONNX files and run them.
 
-    Subclasses set ``name`` and override the class methods. Register one
-    through the ``mmdeploy_backends`` hook.
+    A backend plugin registers a subclass through the ``mmdeploy_backends``
+    hook and implements :meth:`to_backend` and :meth:`build_wrapper`; the
+    other members have working defaults. Deploy config keys the engine reads
+    are declared through the ``mmdeploy_config_keys`` hook.
     """
 
     #: the value of ``backend_config.type``
     name: str = ''
-    #: suffixes of the files ``to_backend`` writes (first: the main file)
-    file_suffixes: Tuple[str, ...] = ('.onnx',)
-    #: custom ONNX ops (``'domain::Op'``) this engine runs; others are rejected
+    #: custom ONNX ops (``'domain::Op'``) this engine runs; others are rejected before conversion
     supported_custom_ops: Tuple[str, ...] = ()
-
-    @classmethod
-    def is_available(cls) -> bool:
-        """True when the engine's runtime can be imported."""
-        raise NotImplementedError
-
-    @classmethod
-    def get_version(cls) -> str:
-        """Version of the engine's runtime, or ``'unknown'``."""
-        return 'unknown'
 
     @classmethod
     def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
@@ -45,6 +36,15 @@ class BaseBackendManager:
                       output_names: Optional[Sequence[str]] = None) -> 'BaseWrapper':
         """Load backend files into a :class:`BaseWrapper` ready to run."""
         raise NotImplementedError
+
+    @classmethod
+    def sdk_model_files(cls, backend_files: Sequence[str]) -> Dict[str, str]:
+        """The ``net`` and ``weights`` entries of deploy.json for what :meth:`to_backend` wrote.
+
+        Default: the first file is the net, there is no separate weights file
+        (an engine with a weights file beside the graph overrides this).
+        """
+        return {'net': os.path.basename(backend_files[0]) if backend_files else '', 'weights': ''}
 
 
 class BaseWrapper:

@@ -9,7 +9,7 @@ only), so they never run code. See docs/security.md.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from mmdeploy.errors import ConfigError, InputFileError
 from mmdeploy.utils.files import check_readable_file
@@ -19,7 +19,6 @@ ConfigLike = Union[str, os.PathLike, Mapping[str, Any], Any]
 SAFE_SUFFIXES = ('.json', '.yaml', '.yml')
 _BASE_KEY, _DELETE_KEY = '_base_', '_delete_'
 _RESERVED_KEYS = ('filename', 'text', 'pretty_text', 'env_variables')
-Check = Callable[[Any], bool]
 
 
 def _check_file(path: Any, what: str) -> str:
@@ -215,7 +214,9 @@ def load_config(cfg: ConfigLike, safe: bool = False, what: str = 'config') -> An
     """
     from mmengine import Config
 
-    if isinstance(cfg, Config):
+    from mmdeploy.utils.deploy_config import DeployConfig
+
+    if isinstance(cfg, (Config, DeployConfig)):  # a parsed deploy config keeps its checked form
         return cfg
     if isinstance(cfg, Mapping):
         return _to_config(cfg, what)
@@ -325,185 +326,37 @@ def get_partition_config(deploy_cfg: Any) -> Optional[Dict[str, Any]]:
     return dict(section)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_str_list(v: Any, allow_empty: bool = False) -> bool:
-    return (isinstance(v, (list, tuple)) and (allow_empty or len(v) > 0)
-            and all(isinstance(x, str) and x for x in v))
-
-
-def _is_file_name(v: Any, suffix: str = '') -> bool:
-    return (isinstance(v, str) and bool(v) and os.path.basename(v) == v and v not in ('.', '..')
-            and '/' not in v and '\\' not in v and v.endswith(suffix) and len(v) > len(suffix))
-
-
-def _is_axis(v: Any) -> bool:
-    return (_is_int(v) and v >= 0) or (isinstance(v, str) and v.isdigit())
-
-
-def _is_dynamic_axes(v: Any) -> bool:
-    if v is None:
-        return True
-    if not isinstance(v, Mapping):
-        return False
-    for name, axes in v.items():
-        if not isinstance(name, str):
-            return False
-        if isinstance(axes, Mapping):
-            if not all(_is_axis(a) and isinstance(label, str) for a, label in axes.items()):
-                return False
-        elif isinstance(axes, (list, tuple)):
-            if not all(_is_axis(a) for a in axes):
-                return False
-        else:
-            return False
-    return True
-
-
-def _is_shape(v: Any) -> bool:
-    return v is None or (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(s) and s > 0 for s in v))
-
-
-def _max_opset() -> int:
-    try:
-        import onnx.defs
-
-        return int(onnx.defs.onnx_opset_version())
-    except Exception:  # pragma: no cover - onnx is a dependency
-        return 30
-
-
-def _is_opset(v: Any) -> bool:
-    return _is_int(v) and 7 <= v <= _max_opset()
-
-
-def _is_markers(v: Any) -> bool:
-    return (isinstance(v, str) and bool(v)) or _is_str_list(v)
-
-
-def _is_partition_list(v: Any) -> bool:
-    if v is None:
-        return True
-    if not isinstance(v, (list, tuple)):
-        return False
-    for part in v:
-        if not isinstance(part, Mapping) or not _is_file_name(part.get('save_file'), '.onnx'):
-            return False
-        if not _is_markers(part.get('start')) or not _is_markers(part.get('end')):
-            return False
-        if 'output_names' in part and part['output_names'] is not None and not _is_str_list(part['output_names']):
-            return False
-        if not _is_dynamic_axes(part.get('dynamic_axes')):
-            return False
-    return True
-
-
-def _is_providers(v: Any) -> bool:
-    if v is None:
-        return True
-    if not isinstance(v, (list, tuple)) or not v:
-        return False
-    return all((isinstance(p, str) and p) or (isinstance(p, (list, tuple)) and len(p) == 2
-                                              and isinstance(p[0], str) and isinstance(p[1], Mapping))
-               for p in v)
-
-
-def _of(*types: type) -> Check:
-    return lambda v: isinstance(v, types) and (bool in types or not isinstance(v, bool))
-
-
-# section -> (section required, {key: (key required, check, what it should be)})
-_SECTION_SCHEMA: Dict[str, Tuple[bool, Dict[str, Tuple[bool, Check, str]]]] = {
-    'onnx_config': (True, {
-        'type': (False, lambda v: v == 'onnx', "'onnx'"),
-        'save_file': (False, lambda v: _is_file_name(v, '.onnx'),
-                      "a plain file name ending in .onnx such as 'end2end.onnx'"),
-        'opset_version': (False, _is_opset, 'an int opset such as 17 (7 to the installed onnx maximum)'),
-        'input_names': (False, _is_str_list, "a non-empty list of names such as ['input']"),
-        'output_names': (False, _is_str_list, "a non-empty list of names such as ['output']"),
-        'input_shape': (False, _is_shape, '[width, height] of positive ints, or None for dynamic'),
-        'dynamic_axes': (False, _is_dynamic_axes,
-                         "None or a dict such as {'input': {0: 'batch', 2: 'height'}}"),
-        'exporter': (False, lambda v: v in _EXPORTERS, "'torchscript' or 'dynamo'"),
-        'optimize': (False, _of(bool), 'True or False'),
-        'keep_initializers_as_inputs': (False, _of(bool), 'True or False'),
-        'export_params': (False, _of(bool), 'True or False'),
-        'verbose': (False, _of(bool), 'True or False'),
-    }),
-    'backend_config': (True, {
-        'type': (True, lambda v: isinstance(v, str) and bool(v), "a backend name such as 'onnxruntime'"),
-        'precision': (False, _of(str), "a precision such as 'FP32'"),
-        'common_config': (False, _of(dict, Mapping), 'a dict'),
-        'model_inputs': (False, _of(list, tuple), 'a list of dicts'),
-        'providers': (False, _is_providers, "None or a list such as ['CPUExecutionProvider']"),
-        'intra_op_num_threads': (False, lambda v: v is None or (_is_int(v) and v >= 0),
-                                 'None or an int >= 0'),
-    }),
-    'codebase_config': (True, {
-        'type': (True, lambda v: isinstance(v, str) and bool(v), "a codebase name such as 'mmpretrain'"),
-        'task': (True, lambda v: isinstance(v, str) and bool(v), "a task name such as 'Classification'"),
-        'post_processing': (False, _of(dict, Mapping), 'a dict'),
-        'model_type': (False, _of(str), "a string such as 'end2end'"),
-    }),
-    'partition_config': (False, {
-        'type': (False, _of(str), 'a partition name'),
-        'apply_marks': (False, _of(bool), 'True or False'),
-        'partition_cfg': (False, _is_partition_list,
-                          "None or a list of dict(save_file='part.onnx', start=[...], end=[...])"),
-    }),
-    'calib_config': (False, {}),
-}
-_EXPORTERS = ('torchscript', 'dynamo')
-
-
 def validate_deploy_config(deploy_cfg: Any, sections: Optional[Sequence[str]] = None) -> None:
     """Check the deploy config's sections and keys; one clear message per problem.
 
+    The schema lives in :mod:`mmdeploy.utils.deploy_config` (the core's keys)
+    and in the plugins (``mmdeploy_config_keys`` hook: the keys of each
+    backend and codebase). An already parsed
+    :class:`~mmdeploy.utils.deploy_config.DeployConfig` was validated when it
+    was parsed and passes at once.
+
     Args:
         deploy_cfg: the deploy config (mmengine Config or dict).
-        sections: the sections to check (default: all of the schema:
-            ``onnx_config`` (or its alias ``ir_config``), ``backend_config``,
-            ``codebase_config``, and when present ``partition_config`` and
-            ``calib_config``).
+        sections: the sections to check (default: all of them, and the
+            top-level names).
 
     Raises:
-        ConfigError: naming the section and key to fix (all problems in one
-            line, separated by ``;``).
+        ConfigError: naming the section and key to fix, and for an unknown
+            key the closest known one (all problems in one line, separated
+            by ``;``).
     """
+    from mmdeploy.utils.deploy_config import DeployConfig, deploy_config_problems
+
+    if isinstance(deploy_cfg, DeployConfig):
+        return
     name = getattr(deploy_cfg, 'filename', None)
     where = f'invalid deploy config {name!r}' if isinstance(name, str) and name else 'invalid deploy config'
     if not (isinstance(deploy_cfg, Mapping) or type(deploy_cfg).__name__ == 'Config'):
         raise ConfigError(f'{where}: it must be a dict of sections, got {type(deploy_cfg).__name__}')
-    problems = []
-    for section in (tuple(_SECTION_SCHEMA) if sections is None else sections):
-        section_required, schema = _SECTION_SCHEMA[section]
-        value = deploy_cfg.get(section, None)
-        if value is None and section == 'onnx_config':
-            value = deploy_cfg.get('ir_config', None)
-        if value is None:
-            if section_required:
-                problems.append(f'missing section {section!r}: add {section} = dict(...)')
-            continue
-        if not isinstance(value, Mapping):
-            problems.append(f'{section} must be a dict, got {type(value).__name__}')
-            continue
-        for key, (required, check, hint) in schema.items():
-            if key not in value:
-                if required:
-                    problems.append(f'{section}.{key} is missing: set it to {hint}')
-                continue
-            try:
-                ok = bool(check(value[key]))
-            except Exception:  # a check must never crash on odd values
-                ok = False
-            if not ok:
-                shown = repr(value[key])
-                shown = shown if len(shown) <= 80 else shown[:77] + '...'
-                problems.append(f'{section}.{key} must be {hint}, got {shown}')
+    problems = deploy_config_problems(deploy_cfg, sections)
     if problems:
         if deploy_cfg.get('model', None) is not None and deploy_cfg.get('backend_config', None) is None:
+            problems = [p for p in problems if not p.startswith("unknown section")]
             problems.append('this looks like a model config: give the deploy config as the first argument '
                             'and the model config second')
         raise ConfigError(f'{where}: ' + '; '.join(problems))

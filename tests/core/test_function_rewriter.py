@@ -353,14 +353,21 @@ def test_target_module_failing_to_import_is_reported(make_package, manager):
             pass
 
 
-def test_target_of_unimported_package_is_skipped(manager):
-    @manager.function.register_rewriter('mmdeploy_pkg_never_imported.models.f')
+def test_target_of_unimported_package_is_skipped_quietly(manager, tmp_path, monkeypatch, recwarn):
+    """An installed package nobody imported cannot call the target: no import, no warning."""
+    name = 'mmdeploy_pkg_installed_not_imported'
+    (tmp_path / name).mkdir()
+    (tmp_path / name / '__init__.py').write_text('raise RuntimeError("must not be imported")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    @manager.function.register_rewriter(f'{name}.models.f')
     def f(x):
         return x
 
-    assert 'mmdeploy_pkg_never_imported' not in sys.modules
     with RewriterContext(rewriter_manager=manager):
         pass
+    assert name not in sys.modules
+    assert not [w for w in recwarn if 'mmdeploy_pkg' in str(w.message)]
 
 
 def test_get_context(toy, manager, x):

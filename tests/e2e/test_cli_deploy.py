@@ -30,15 +30,19 @@ def deployed(tmp_path_factory):
 def test_exit_code_and_progress(deployed):
     proc, _, _ = deployed
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for step in range(1, 9):  # every step announced and finished
-        assert f'[{step}/8]' in proc.stderr
+    for step in range(1, 10):  # every step announced and finished
+        assert f'[{step}/9]' in proc.stderr
     assert 'Export to ONNX (dynamo exporter) done' in proc.stderr
     assert 'scores: max abs diff' in proc.stdout
+    # the gate ran, on the test image and at a second shape (the config declares dynamic axes)
+    assert 'second shape (batch 2, ' in proc.stdout
+    assert proc.stdout.count('scores: ok: max abs diff') == 2
+    assert 'Deployed and verified against PyTorch' in proc.stdout
 
 
 def test_reported_difference_is_small(deployed):
     proc, _, _ = deployed
-    line = next(l for l in proc.stdout.splitlines() if l.startswith('scores: max abs diff'))
+    line = next(l.strip() for l in proc.stdout.splitlines() if l.strip().startswith('scores: max abs diff'))
     max_abs = float(line.split('max abs diff ')[1].split(',')[0])
     assert max_abs < 1e-5, line  # float32 softmax of ResNet-18, see test_classification.py
 

@@ -44,7 +44,7 @@ def test_cli_deploy_retinanet(tmp_path, capsys):
             'output_onnxruntime.png'} <= files
     diff = float(re.search(r'dets: max abs diff (\S+),', out).group(1))
     assert diff < 1e-2, out
-    assert re.search(r'labels: max abs diff 0,', out), out
+    assert re.search(r'dets: ok: ([1-9]\d*) of \1 detections matched', out), out  # labels equal in every pair
 
     graph = onnx.load(str(work_dir / 'end2end.onnx')).graph
     assert [o.name for o in graph.output] == ['dets', 'labels']

@@ -89,25 +89,19 @@ def case(request, tmp_path_factory):
 def match_detections(expected, actual, box_atol=BOX_ATOL, score_atol=SCORE_ATOL):
     """Pair every expected detection with an unused actual one of the same label; return max diffs.
 
-    Greedy by expected score order; the order of near-equal scores may differ
-    between the sides, so rows are matched rather than compared by position.
+    The pairing is deploy's own (:func:`mmdeploy.apis.verify.match_detections`);
+    the order of near-equal scores may differ between the sides, so rows are
+    matched rather than compared by position.
     """
-    boxes_e, scores_e, labels_e = expected
-    boxes_a, scores_a, labels_a = actual
-    assert len(scores_e) == len(scores_a), f'{len(scores_e)} detections in PyTorch, {len(scores_a)} in the backend'
-    used = np.zeros(len(scores_a), bool)
-    worst_box = worst_score = 0.0
-    for i in range(len(scores_e)):
-        candidates = np.flatnonzero(~used & (labels_a == labels_e[i]))
-        assert candidates.size, f'detection {i} (label {labels_e[i]}) has no counterpart with that label'
-        diffs = np.abs(boxes_a[candidates] - boxes_e[i]).max(1)
-        best = candidates[np.argmin(diffs)]
-        used[best] = True
-        worst_box = max(worst_box, float(diffs.min()))
-        worst_score = max(worst_score, float(abs(scores_a[best] - scores_e[i])))
-    assert worst_box <= box_atol, f'box diff {worst_box} px > {box_atol}'
-    assert worst_score <= score_atol, f'score diff {worst_score} > {score_atol}'
-    return worst_box, worst_score
+    from mmdeploy.apis.verify import match_detections as match
+
+    assert len(expected[1]) == len(actual[1]), \
+        f'{len(expected[1])} detections in PyTorch, {len(actual[1])} in the backend'
+    result = match(expected, actual, box_atol, score_atol)
+    assert not result.unpaired_expected, f'detections {result.unpaired_expected} have no counterpart with that label'
+    assert result.max_box_diff <= box_atol, f'box diff {result.max_box_diff} px > {box_atol}'
+    assert result.max_score_diff <= score_atol, f'score diff {result.max_score_diff} > {score_atol}'
+    return result.max_box_diff, result.max_score_diff
 
 
 def test_detections_match_pytorch(case):

@@ -120,27 +120,25 @@ def random_image(height: int, width: int, seed: int):
 def match_detections(expected, actual, box_atol: float, score_atol: float):
     """Pair each expected detection with an actual one of the same label; return the permutation.
 
-    Detections are matched by the largest absolute difference of box
-    coordinates and score (order by score may differ where two scores are
-    closer than float rounding). Fails unless both have the same count and
-    every pair is within ``box_atol`` / ``score_atol``.
+    The pairing is deploy's own (:func:`mmdeploy.apis.verify.match_detections`:
+    same label, largest box-coordinate / score difference within
+    ``box_atol`` / ``score_atol``; order by score may differ where two scores
+    are closer than float rounding). Fails unless both have the same count and
+    every pair is within tolerance. Returns ``(perm, max box diff, max score
+    diff)`` with ``actual[perm[i]]`` the counterpart of ``expected[i]``.
     """
     import numpy as np
 
-    exp_boxes, exp_scores, exp_labels = (np.asarray(v, dtype=np.float64) for v in expected)
-    act_boxes, act_scores, act_labels = (np.asarray(v, dtype=np.float64) for v in actual)
-    assert len(act_scores) == len(exp_scores), f'{len(act_scores)} detections, expected {len(exp_scores)}'
-    box_diff = np.abs(exp_boxes[:, None, :] - act_boxes[None, :, :]).max(-1)
-    score_diff = np.abs(exp_scores[:, None] - act_scores[None, :])
-    cost = np.maximum(box_diff / box_atol, score_diff / score_atol)
-    cost[exp_labels[:, None] != act_labels[None, :]] = np.inf
-    perm = cost.argmin(1)
-    worst = cost[np.arange(len(perm)), perm]
-    assert len(set(perm.tolist())) == len(perm), 'two expected detections match the same actual one'
-    assert np.all(worst <= 1), (f'unmatched detections: {int((worst > 1).sum())}; max box diff '
-                                f'{box_diff[np.arange(len(perm)), perm].max():.3g}, max score diff '
-                                f'{score_diff[np.arange(len(perm)), perm].max():.3g}')
-    return perm, box_diff[np.arange(len(perm)), perm].max(), score_diff[np.arange(len(perm)), perm].max()
+    from mmdeploy.apis.verify import match_detections as match
+
+    result = match(expected, actual, box_atol, score_atol)
+    assert len(actual[1]) == len(expected[1]), f'{len(actual[1])} detections, expected {len(expected[1])}'
+    assert result.all_matched, (f'unmatched detections: {len(expected[1]) - result.matched}; max box diff '
+                                f'{result.max_box_diff:.3g}, max score diff {result.max_score_diff:.3g}')
+    perm = np.zeros(len(expected[1]), dtype=np.int64)
+    for i, j in result.pairs:
+        perm[i] = j
+    return perm, result.max_box_diff, result.max_score_diff
 
 
 @pytest.fixture

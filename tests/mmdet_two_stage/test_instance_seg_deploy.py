@@ -112,7 +112,7 @@ def test_pipeline_json_without_masks_resizes_boxes():
 
 
 def test_compare_outputs_chunks_and_skips_one_sided_names(monkeypatch):
-    import mmdeploy.apis.deploy as deploy_api
+    import mmdeploy.apis.verify as deploy_api  # compare_outputs lives there (deploy re-exports it)
 
     monkeypatch.setattr(deploy_api, '_COMPARE_CHUNK', 7)  # chunk borders inside the arrays
     ref = np.zeros((4, 5), np.uint8)

@@ -80,13 +80,13 @@ def test_partitions_chain_to_end2end(tmp_path, two_stage, exporter):
                     (result.bboxes.numpy(), result.scores.numpy(), result.labels.numpy()), BOX_ATOL, SCORE_ATOL)
 
 
-def test_two_stage_partition_registered():
+def test_two_stage_partition_is_a_copy_per_caller():
+    """What the partition step gets cannot be changed by another caller of get_partition_cfg."""
     from mmdeploy.codebase.mmdet.detection import ObjectDetection
-    from mmdeploy.plugins import get_registry
 
-    parts = get_registry().partitions[('mmdet', 'two_stage')].value
-    assert ObjectDetection.get_partition_cfg('two_stage') == parts
-    assert [p['save_file'] for p in parts] == ['partition0.onnx', 'partition1.onnx']
-    assert parts[0]['start'] == ['detector_forward:input']
-    assert parts[0]['end'] == ['extract_feat:output', 'multiclass_nms[0]:input']
-    assert parts[1]['start'] == ['roi_extractor:output'] and parts[1]['end'] == ['bbox_head_forward:output']
+    parts = ObjectDetection.get_partition_cfg('two_stage')
+    parts[1]['start'] = ['changed:output']
+    parts.pop(0)
+    again = ObjectDetection.get_partition_cfg('two_stage')
+    assert [p['save_file'] for p in again] == ['partition0.onnx', 'partition1.onnx']
+    assert again[1]['start'] == ['roi_extractor:output']

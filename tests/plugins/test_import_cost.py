@@ -1,18 +1,19 @@
-"""``import mmdeploy`` stays cheap: no torch, no plugin, well under a second."""
+"""``import mmdeploy`` stays cheap: it imports no torch, no engine, no codebase and no plugin.
+
+What it costs in time depends on the machine and its load; ``python tools/benchmark_import.py``
+measures it.
+"""
 import json
 
 HEAVY = ('torch', 'onnx', 'onnxruntime', 'onnxscript', 'mmengine', 'mmcv', 'mmdet', 'mmpretrain',
          'numpy')
 
 IMPORT_MMDEPLOY = '''
-import json, sys, time
-start = time.perf_counter()
+import json, sys
 import mmdeploy
-elapsed = time.perf_counter() - start
 loaded = set(sys.modules)
 from mmdeploy.plugins import DEFAULT_PLUGINS
-print(json.dumps({'seconds': elapsed,
-                  'heavy': sorted(m for m in loaded if m.split('.')[0] in %r),
+print(json.dumps({'heavy': sorted(m for m in loaded if m.split('.')[0] in %r),
                   'plugins': sorted(m for m in loaded
                                     if m in DEFAULT_PLUGINS or m == 'mmdeploy_toy_plugin')}))
 ''' % (HEAVY,)
@@ -26,15 +27,13 @@ print(json.dumps({'heavy': sorted(m for m in sys.modules if m.split('.')[0] in %
 ''' % (HEAVY,)
 
 
-def test_import_mmdeploy_is_cheap(toy_plugin_site, python, tmp_path, capsys):
+def test_import_mmdeploy_imports_nothing_heavy(toy_plugin_site, python, tmp_path):
+    """With a third-party plugin installed, ``import mmdeploy`` loads neither it nor torch & co."""
     result = python(IMPORT_MMDEPLOY, site=toy_plugin_site, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report['heavy'] == [], report['heavy']
     assert report['plugins'] == [], report['plugins']
-    with capsys.disabled():
-        print(f"\n[import mmdeploy took {report['seconds'] * 1000:.1f} ms in a fresh interpreter]")
-    assert report['seconds'] < 1.0
 
 
 def test_loading_plugins_imports_nothing_heavy(toy_plugin_site, python, tmp_path):

@@ -16,7 +16,7 @@ HOOKSPECS = sorted(name for name in dir(hookspecs)
 
 def test_hookspecs_found():
     assert {'mmdeploy_backends', 'mmdeploy_codebases', 'mmdeploy_rewrites',
-            'mmdeploy_partitions', 'mmdeploy_custom_ops'} <= set(HOOKSPECS)
+            'mmdeploy_partitions', 'mmdeploy_custom_ops', 'mmdeploy_config_keys'} <= set(HOOKSPECS)
 
 
 @pytest.mark.parametrize('name', HOOKSPECS)
@@ -113,3 +113,38 @@ def test_builtin_rewrite_targets_resolve():
     assert 'function:mmpretrain.models.classifiers.ImageClassifier.forward' in checked
     assert 'symbolic:mmdeploy::mark' in checked
     print(f'{len(checked)} built-in rewrite targets resolved')
+
+
+def _attribute_uses():
+    """``{name: count}`` of ``obj.name`` uses in mmdeploy's source, definitions excluded."""
+    import ast
+    import collections
+    import os
+
+    import mmdeploy
+
+    uses = collections.Counter()
+    root = os.path.dirname(mmdeploy.__file__)
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith('.py'):
+                with open(os.path.join(folder, name), encoding='utf-8') as f:
+                    tree = ast.parse(f.read())
+                uses.update(node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute))
+    return uses
+
+
+#: members kept for code ported from the original MMDeploy, which calls them (not mmdeploy itself)
+PORTED_API = {'get_partition_cfg'}
+
+
+@pytest.mark.parametrize('cls_path', ['mmdeploy.backend.base.BaseBackendManager', 'mmdeploy.backend.base.BaseWrapper',
+                                      'mmdeploy.codebase.base.task.BaseTask'])
+def test_base_classes_declare_only_what_mmdeploy_calls(cls_path):
+    module, _, name = cls_path.rpartition('.')
+    cls = getattr(importlib.import_module(module), name)
+    uses = _attribute_uses()
+    uncalled = [member for member, value in vars(cls).items()
+                if callable(getattr(cls, member)) and not member.startswith('__') and not isinstance(value, type)
+                and member not in PORTED_API and uses[member] == 0]
+    assert not uncalled, f'{name} declares {uncalled}, which nothing in mmdeploy calls'

@@ -157,9 +157,13 @@ def test_trylast_plugin_yields_a_name_to_a_later_plugin(make_dist, on_path):
 from mmdeploy.hookspecs import hookimpl
 
 
+class Fallback:
+    pass
+
+
 @hookimpl(trylast=True)
 def mmdeploy_backends(register):
-    register('toy_contested', 'fallback')
+    register('toy_contested', Fallback)
 '''
     on_path(make_dist('mmdeploy-order', {'fallback': fallback,
                                          'normal': backend_plugin('toy_contested')}))

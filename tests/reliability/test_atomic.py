@@ -22,7 +22,7 @@ TORCHSCRIPT = dict(onnx_config=dict(type='onnx', save_file='end2end.onnx', input
                    codebase_config=dict(type='mmpretrain', task='Classification'),
                    backend_config=dict(type='onnxruntime'))
 WITH_PARTITION = dict(TORCHSCRIPT, partition_config=dict(
-    type='whole', apply_marks=True, partition_cfg=[dict(save_file='part.onnx', start=['input'], end=['output'])]))
+    type='whole', apply_marks=True, partition_cfg=[dict(save_file='part.onnx', start=['whole:input'], end=['whole:output'])]))
 
 
 class Injected(RuntimeError):
@@ -67,7 +67,7 @@ def _inject(monkeypatch, step):
             original(path, obj)
         monkeypatch.setattr(files_mod, 'atomic_write_json', write_json)
     elif step == 'compare':
-        monkeypatch.setattr('mmdeploy.apis.deploy.compare_outputs', _raise)
+        monkeypatch.setattr('mmdeploy.apis.deploy.run_and_compare', _raise)
     elif step == 'draw':  # the PyTorch picture is written, the backend one fails
         original = Classification.visualize
         calls = []
@@ -81,7 +81,7 @@ def _inject(monkeypatch, step):
     elif step == 'interrupt':  # Ctrl-C while comparing
         def interrupt(*args, **kwargs):
             raise KeyboardInterrupt
-        monkeypatch.setattr('mmdeploy.apis.deploy.compare_outputs', interrupt)
+        monkeypatch.setattr('mmdeploy.apis.deploy.run_and_compare', interrupt)
     elif step == 'commit':  # the third file moving into work_dir fails: the first two are rolled back
         original = os.replace
         moved = []
@@ -98,15 +98,15 @@ def _inject(monkeypatch, step):
 
 
 STEPS = {  # step -> (title printed as failed, deploy config)
-    'load': ('[1/8] Load configs and image failed', TORCHSCRIPT),
-    'build': ('[2/8] Build PyTorch model (ImageClassifier) failed', TORCHSCRIPT),
-    'export': ('[3/8] Export to ONNX (torchscript exporter) failed', TORCHSCRIPT),
-    'partition': ('[4/8] Partition failed', WITH_PARTITION),
-    'convert': ('[5/8] Convert for onnxruntime failed', TORCHSCRIPT),
-    'sdk meta': ('[6/8] Write SDK meta (deploy.json, pipeline.json, detail.json) failed', TORCHSCRIPT),
-    'compare': ('[7/8] Run PyTorch and onnxruntime, compare outputs failed', TORCHSCRIPT),
-    'draw': ('[8/8] Draw results failed', TORCHSCRIPT),
-    'interrupt': ('[7/8] Run PyTorch and onnxruntime, compare outputs failed', TORCHSCRIPT),
+    'load': ('[1/9] Load configs and image failed', TORCHSCRIPT),
+    'build': ('[2/9] Build PyTorch model (ImageClassifier) failed', TORCHSCRIPT),
+    'export': ('[3/9] Export to ONNX (torchscript exporter) failed', TORCHSCRIPT),
+    'partition': ('[4/9] Partition failed', WITH_PARTITION),
+    'convert': ('[5/9] Convert for onnxruntime failed', TORCHSCRIPT),
+    'sdk meta': ('[6/9] Write SDK meta (deploy.json, pipeline.json, detail.json) failed', TORCHSCRIPT),
+    'compare': ('[7/9] Run PyTorch and onnxruntime, compare outputs failed', TORCHSCRIPT),
+    'draw': ('[9/9] Draw results failed', TORCHSCRIPT),
+    'interrupt': ('[7/9] Run PyTorch and onnxruntime, compare outputs failed', TORCHSCRIPT),
     'commit': (None, TORCHSCRIPT),
 }
 
@@ -123,13 +123,13 @@ def test_fault_in_each_step_leaves_work_dir_unchanged(step, populated_work_dir, 
     if title:
         assert title in progress.getvalue(), progress.getvalue()  # the fault hit the intended step
     else:
-        assert '[8/8] Draw results done' in progress.getvalue()
+        assert '[9/9] Draw results done' in progress.getvalue()
     assert snapshot(populated_work_dir) == before
 
 
 def test_failed_run_removes_the_work_dir_it_created(tmp_path, image_file, monkeypatch):
     work_dir = tmp_path / 'new' / 'nested' / 'work'
-    monkeypatch.setattr('mmdeploy.apis.deploy.compare_outputs', _raise)
+    monkeypatch.setattr('mmdeploy.apis.deploy.run_and_compare', _raise)
     with pytest.raises(Injected):
         deploy(TORCHSCRIPT, TINY_MODEL, image_file, str(work_dir), show_progress=False)
     assert os.listdir(tmp_path) == []
@@ -168,7 +168,7 @@ def test_sigint_mid_export_leaves_work_dir_unchanged(populated_work_dir, image_f
     def read():
         for line in proc.stderr:
             lines.append(line)
-            if line.startswith('[3/8] Export to ONNX') and line.rstrip().endswith('...'):
+            if line.startswith('[3/9] Export to ONNX') and line.rstrip().endswith('...'):
                 exporting.set()
 
     reader = threading.Thread(target=read, daemon=True)
@@ -176,7 +176,7 @@ def test_sigint_mid_export_leaves_work_dir_unchanged(populated_work_dir, image_f
     try:
         assert exporting.wait(180), ''.join(lines)
         time.sleep(1.0)
-        assert not any(line.startswith('[3/8]') and 'done' in line for line in lines), 'export ended too soon'
+        assert not any(line.startswith('[3/9]') and 'done' in line for line in lines), 'export ended too soon'
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
     finally:
@@ -185,7 +185,7 @@ def test_sigint_mid_export_leaves_work_dir_unchanged(populated_work_dir, image_f
     reader.join(10)
     err = ''.join(lines)
     assert proc.returncode == 130, err
-    assert '[3/8] Export to ONNX (dynamo exporter) failed' in err
+    assert '[3/9] Export to ONNX (dynamo exporter) failed' in err
     assert 'interrupted: nothing was written to the work dir' in err
     assert 'Traceback' not in err
     assert snapshot(populated_work_dir) == before

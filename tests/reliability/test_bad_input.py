@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from conftest import DYNAMIC_PY, MMDEPLOY, TINY_MODEL
 
+from mmdeploy import errors
 from mmdeploy.cli import main
 from mmdeploy.errors import (BackendUnavailableError, CodebaseUnavailableError, ConfigError, InputDataError,
-                             InputFileError, MMDeployError, ModelFileError)
+                             InputFileError, ModelFileError)
 
 GOOD = dict(onnx_config=dict(type='onnx', save_file='end2end.onnx', input_names=['input'],
                              output_names=['output'], input_shape=None, exporter='torchscript'),
@@ -86,7 +87,19 @@ CASES = {
     'partition_config wrong': lambda c: (c.deploy(c.json('part', partition_config=dict(apply_marks='yes'))),
                                          ['partition_config.apply_marks must be true or false']),
     'partition list wrong': lambda c: (c.deploy(c.json('plist', partition_config=dict(
-        apply_marks=True, partition_cfg=[dict(save_file='p.onnx')]))), ['partition_config.partition_cfg must be']),
+        apply_marks=True, partition_cfg=[dict(save_file='p.onnx')]))),
+        ['partition_config.partition_cfg[0].start must be a marker', 'partition_cfg[0].end must be a marker']),
+    'partition marker malformed': lambda c: (c.deploy(c.json('pmark', partition_config=dict(
+        apply_marks=True, partition_cfg=[dict(save_file='p.onnx', start='input', end=['head:outptu'])]))),
+        ["bad partition marker 'head:outptu'"]),
+    'onnx key typo': lambda c: (c.deploy(c.json('typo', onnx_config__opset_verison=17)),
+                                ["unknown key onnx_config.opset_verison (did you mean 'opset_version'?)"]),
+    'backend key typo': lambda c: (c.deploy(c.json('btypo', backend_config__precison='FP32')),
+                                   ["did you mean 'precision'?"]),
+    'section typo': lambda c: (c.deploy(c.json('stypo', codebase_cfg={})),
+                               ["unknown section 'codebase_cfg' (did you mean 'codebase_config'?)"]),
+    'key nothing honours': lambda c: (c.deploy(c.json('eparams', onnx_config__export_params=False)),
+                                      ['onnx_config.export_params must be true']),
     'two problems, one line': lambda c: (c.deploy(c.json('two', backend_config={}, codebase_config__task=1)),
                                          ['backend_config.type is missing', 'codebase_config.task must be']),
     'unknown backend': lambda c: (c.deploy(c.json('ub', backend_config__type='tensorrtx')),
@@ -317,8 +330,15 @@ def test_ort_wrapper_messages_name_the_fix(tiny_onnx, tmp_path):
         wrapper({'input': ok})
 
 
-def test_every_error_is_an_mmdeploy_error():
-    """The CLI's one-line handler relies on this: user errors share one base class."""
-    for cls in (ConfigError, InputFileError, BackendUnavailableError, CodebaseUnavailableError, ModelFileError,
-                InputDataError):
-        assert issubclass(cls, MMDeployError)
+@pytest.mark.parametrize('error', [ConfigError, InputFileError, BackendUnavailableError, CodebaseUnavailableError,
+                                   ModelFileError, InputDataError, errors.RewriteError, errors.ExportError,
+                                   errors.PluginError])
+def test_cli_turns_each_user_error_into_one_line(error, tmp_path, image_file, capsys, monkeypatch):
+    """Whatever user error deploy() raises, the CLI prints one ``error:`` line and exits 1, no traceback."""
+    def fail(*args, **kwargs):
+        raise error(f'{error.__name__} raised on purpose\nsecond line; fix it')
+    monkeypatch.setattr('mmdeploy.apis.deploy.deploy', fail)
+    rc = main(['deploy', DYNAMIC_PY, TINY_MODEL, '--img', image_file, '--work-dir', str(tmp_path / 'w')])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert err.strip().splitlines() == [f'error: {error.__name__} raised on purpose second line; fix it']

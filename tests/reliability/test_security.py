@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import (DYNAMIC_JSON, DYNAMIC_PY, REPO, STATIC_PY, STATIC_YAML, TINY_MODEL, snapshot)
+from conftest import DYNAMIC_JSON, DYNAMIC_PY, STATIC_PY, STATIC_YAML, TINY_MODEL, snapshot
 
 from mmdeploy.apis.deploy import deploy
 from mmdeploy.cli import main
@@ -105,8 +105,45 @@ def test_yaml_deploy_config_end_to_end_with_safe(tmp_path, image_file):
     assert 'end2end.onnx' in result.files and result.max_abs_diff['scores'] < 1e-4
 
 
-def test_security_doc_says_what_safe_covers():
-    text = open(os.path.join(REPO, 'docs', 'security.md')).read()
-    for needed in ('executing them as Python', '--safe', 'does **not** cover', 'model config',
-                   'yaml.safe_load', 'weights_only'):
-        assert needed in text
+class _PlantedCode:
+    """Unpickling this runs a shell command (what a malicious checkpoint would do)."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_checkpoint_with_pickled_code_is_refused_without_running_it(tmp_path, image_file, monkeypatch):
+    """docs/security.md: checkpoints load with ``weights_only`` (torch's default), which refuses pickled code."""
+    import torch
+
+    from mmdeploy.errors import InputFileError
+
+    monkeypatch.delenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', raising=False)
+    command, marker = _planted(tmp_path)
+    checkpoint = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': _PlantedCode(command)}, str(checkpoint))
+    with pytest.raises(InputFileError, match='cannot be loaded'):
+        deploy(STATIC_PY, TINY_MODEL, image_file, str(tmp_path / 'work'), model_checkpoint=str(checkpoint),
+               show_progress=False)
+    assert not marker.exists(), 'the checkpoint ran code'
+    assert not (tmp_path / 'work').exists()
+
+
+def test_safe_does_not_cover_the_model_config(tmp_path):
+    """docs/security.md: under ``--safe`` the (Python) model config is still executed when loaded.
+
+    The run stops right after loading it (the image is missing), so the
+    planted statement either ran during loading or never.
+    """
+    from mmdeploy.errors import InputFileError
+
+    command, marker = _planted(tmp_path)
+    model_cfg = tmp_path / 'model.py'
+    model_cfg.write_text(f"ran = __import__('os').system({command!r})\n" + open(TINY_MODEL).read())
+    with pytest.raises(InputFileError, match='image not found'):
+        deploy(DYNAMIC_JSON, str(model_cfg), str(tmp_path / 'missing.png'), str(tmp_path / 'work'), safe=True,
+               show_progress=False)
+    assert marker.exists()

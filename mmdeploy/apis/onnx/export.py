@@ -10,6 +10,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from mmdeploy.core.rewriters.manager import RewriterContext
 from mmdeploy.errors import ExportError, MMDeployError
+from mmdeploy.utils.deploy_config import DYNAMO_MIN_OPSET, DeployConfig
 
 logger = logging.getLogger('mmdeploy')
 
@@ -75,7 +76,9 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
     tmp = f'{output_file}.partial'
     input_names, output_names = list(input_names), list(output_names)
     try:
-        with RewriterContext(deploy_cfg, backend=backend, ir='onnx', opset=opset_version,
+        # rewrites see the mmengine Config as ctx.cfg, also when given a parsed DeployConfig
+        cfg = deploy_cfg.cfg if isinstance(deploy_cfg, DeployConfig) else deploy_cfg
+        with RewriterContext(cfg, backend=backend, ir='onnx', opset=opset_version,
                              exporter=exporter, **context_kwargs) as ctx:
             patched = ctx.patch_model(model)
             with torch.no_grad(), warnings.catch_warnings():
@@ -93,7 +96,7 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
                             patched, args, dynamo=True, input_names=input_names,
                             output_names=output_names,
                             dynamic_shapes=_dynamic_shapes(args, input_names, dynamic_axes),
-                            opset_version=max(opset_version, 18), optimize=True,
+                            opset_version=max(opset_version, DYNAMO_MIN_OPSET), optimize=True,
                             custom_translation_table=ctx.translation_table or None, verbose=verbose)
                     onnx_model = program.model_proto
                     _rename_dynamic_dims(onnx_model, dynamic_axes)
@@ -107,11 +110,20 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
             # a new exception of the same type: re-raising ``cause`` itself with
             # ``from exc`` would make the exception chain a cycle
             raise type(cause)(str(cause)) from exc
-        raise ExportError(f'{exporter} export to ONNX failed: {_first_line(cause)}') from exc
+        raise ExportError(f'{exporter} export to ONNX failed: {_first_line(cause)}'
+                          f'{_other_exporter(exporter)}') from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return output_file
+
+
+def _other_exporter(exporter: str) -> str:
+    """What to try after a failed export: torch.export (dynamo) refuses code the TorchScript tracer records."""
+    if exporter != 'dynamo':
+        return ''
+    return ("; the TorchScript exporter may export this model: add '--exporter torchscript' to the command "
+            "line or set onnx_config.exporter='torchscript' in the deploy config (README, \"Exporters\")")
 
 
 def _first_line(exc: BaseException) -> str:

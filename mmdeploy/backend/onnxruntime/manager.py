@@ -12,21 +12,8 @@ class ONNXRuntimeManager(BaseBackendManager):
     """ONNX Runtime: ``to_backend`` checks the ONNX files; the wrapper runs them."""
 
     name = 'onnxruntime'
-    file_suffixes = ('.onnx',)
     #: standard ONNX covers what mmdeploy exports for ORT; marks are removed before
     supported_custom_ops = ()
-
-    @classmethod
-    def is_available(cls) -> bool:
-        import importlib.util
-
-        return importlib.util.find_spec('onnxruntime') is not None
-
-    @classmethod
-    def get_version(cls) -> str:
-        import onnxruntime
-
-        return onnxruntime.__version__
 
     @classmethod
     def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,

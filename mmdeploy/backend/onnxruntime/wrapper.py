@@ -27,9 +27,40 @@ def _providers_for(device: str, providers: Optional[Sequence[Any]]) -> List[Any]
             raise BackendUnavailableError(
                 "device 'cuda' needs ONNX Runtime's CUDAExecutionProvider, which this onnxruntime "
                 'build lacks; install onnxruntime-gpu (see tools/ort_gpu/README.md)')
+        if hasattr(ort, 'preload_dlls'):  # the CUDA / cuDNN libraries of the nvidia-* packages torch uses
+            try:
+                ort.preload_dlls()
+            except Exception:  # the session below says what is missing
+                pass
         device_id = int(device.split(':')[1]) if ':' in device else 0
-        return [('CUDAExecutionProvider', {'device_id': device_id}), 'CPUExecutionProvider']
+        # use_tf32 0: float32 models run in float32 as on the CPU (TF32 convolutions move ResNet logits
+        # by ~1e-2, more than a comparison with PyTorch must resolve); explicit providers can turn it on
+        return [('CUDAExecutionProvider', {'device_id': device_id, 'use_tf32': 0}), 'CPUExecutionProvider']
     return ['CPUExecutionProvider']
+
+
+def session_torch_device(device: str) -> Any:
+    """The torch device of a ``'cuda[:id]'`` session (``'cuda'`` is GPU 0)."""
+    import torch
+
+    return torch.device('cuda', int(device.split(':')[1]) if ':' in device else 0)
+
+
+def torch_to_numpy_dtype(dtype: Any) -> np.dtype:
+    """The numpy dtype of a torch dtype (``torch.float32`` -> ``float32``)."""
+    import torch
+
+    return torch.empty(0, dtype=dtype).numpy().dtype
+
+
+def to_session_device(tensor: Any, target: Any) -> Any:
+    """``tensor`` on device ``target``: itself when already there, else a copy.
+
+    A session reads a bound input address as memory of its own GPU, so a CPU
+    tensor (or one on another GPU) must be copied, never bound as it is.
+    """
+    tensor = tensor.detach()
+    return tensor if tensor.device == target else tensor.to(target)
 
 
 class ORTWrapper(BaseWrapper):
@@ -65,10 +96,18 @@ class ORTWrapper(BaseWrapper):
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f'ONNX Runtime cannot load {onnx_file!r} ({detail}); the file is corrupt, '
                                  f'truncated or not ONNX: export it again') from exc
+        if device.startswith('cuda') and not providers and \
+                'CUDAExecutionProvider' not in self.session.get_providers():
+            # ORT falls back to the CPU when its CUDA provider fails to load; 'cuda' was asked for
+            raise BackendUnavailableError(
+                "device 'cuda': ONNX Runtime's CUDA provider failed to load (its CUDA / cuDNN libraries "
+                'were not found; see its message above); install the CUDA and cuDNN versions this '
+                "onnxruntime-gpu was built for (a torch of the same CUDA major brings them) or use --device cpu")
         self._inputs = {i.name: i for i in self.session.get_inputs()}
         self.input_names = list(self._inputs)
         self.output_names = list(output_names or [o.name for o in self.session.get_outputs()])
-        self._use_io_binding = device.startswith('cuda')
+        # io-binding only where the session runs on the GPU (explicit CPU providers run on the host)
+        self._use_io_binding = 'CUDAExecutionProvider' in self.session.get_providers()
 
     def _check(self, name: str, dtype: Any, shape: Sequence[int]) -> None:
         meta = self._inputs[name]
@@ -93,6 +132,10 @@ class ORTWrapper(BaseWrapper):
 
     def forward(self, inputs: Mapping[str, Any]) -> Dict[str, Any]:
         """Run the session. Torch tensors in give torch tensors out.
+
+        On a ``'cuda'`` session torch inputs are bound on the session's GPU
+        (copied there first when on the CPU or another GPU) and the outputs are
+        torch tensors on that GPU; numpy inputs give numpy outputs on any device.
 
         Args:
             inputs: ``{input name: numpy array or torch tensor}``.
@@ -142,19 +185,43 @@ class ORTWrapper(BaseWrapper):
                                  f'size suits the model (e.g. not smaller than its total stride)') from exc
 
     def _forward_io_binding(self, inputs: Mapping[str, Any]) -> Dict[str, Any]:
-        """CUDA path: bind torch CUDA tensors without a host copy."""
+        """CUDA path: bind torch tensors on the session's GPU without a host round trip.
+
+        Inputs elsewhere (CPU tensors, numpy arrays, another GPU) are copied to
+        the session's GPU first: io-binding reads the bound address as memory of
+        that GPU, so binding a CPU tensor's address would read garbage.
+        Outputs stay on that GPU (torch CUDA tensors, shared through DLPack).
+        """
         import torch
 
+        target = session_torch_device(self.device)
         binding = self.session.io_binding()
-        device_id = int(self.device.split(':')[1]) if ':' in self.device else 0
-        for name, tensor in inputs.items():
-            tensor = tensor.contiguous()
-            dtype = torch.empty(0, dtype=tensor.dtype).numpy().dtype
-            self._check(name, dtype, tuple(tensor.shape))
-            binding.bind_input(name, 'cuda', device_id, dtype, list(tensor.shape), tensor.data_ptr())
+        bound = []  # the bound tensors must outlive the run: ORT holds only their addresses
+        for name, value in inputs.items():
+            if not isinstance(value, torch.Tensor):
+                try:
+                    value = torch.from_numpy(np.ascontiguousarray(value))
+                except Exception as exc:
+                    raise InputDataError(f'input {name!r} cannot be turned into a tensor '
+                                         f'({type(exc).__name__}: {exc}); give a numpy array or torch '
+                                         f'tensor') from exc
+            self._check(name, torch_to_numpy_dtype(value.dtype), tuple(value.shape))
+            tensor = to_session_device(value, target).contiguous()
+            bound.append(tensor)
+            binding.bind_input(name, 'cuda', target.index, torch_to_numpy_dtype(tensor.dtype),
+                               list(tensor.shape), tensor.data_ptr())
         for name in self.output_names:
-            binding.bind_output(name, 'cuda', device_id)
-        self.session.run_with_iobinding(binding)
+            binding.bind_output(name, 'cuda', target.index)
+        # ORT runs on its own CUDA stream: the inputs torch is still writing (a copy, preprocessing)
+        # must be complete before it reads them
+        torch.cuda.current_stream(target).synchronize()
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as exc:
+            shapes = {n: f'{t.dtype}{list(t.shape)}' for n, t in zip(inputs, bound)}
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputDataError(f'ONNX Runtime failed on inputs {shapes}: {detail}; check that the input '
+                                 f'size suits the model (e.g. not smaller than its total stride)') from exc
         return {n: torch.from_dlpack(o) for n, o in zip(self.output_names, binding.get_outputs())}
 
     def close(self) -> None:

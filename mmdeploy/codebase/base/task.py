@@ -102,6 +102,10 @@ class BaseTask:
     sdk_task: str = ''
     #: codebase module name in pipeline.json's postprocess task
     sdk_module: str = ''
+    #: inputs of pipeline.json's postprocess task (a classifier's needs the net's output only)
+    sdk_postprocess_inputs: Tuple[str, ...] = ('prep_output', 'infer_output')
+    #: pip distribution of the codebase, for detail.json's version (default: ``codebase``)
+    distribution: str = ''
 
     def __init__(self, model_cfg: Any, deploy_cfg: Any, device: str = 'cpu') -> None:
         self.model_cfg = model_cfg
@@ -190,8 +194,8 @@ class BaseTask:
 
         Returns:
             ``(data, tensor)``: the preprocessed batch dict (``inputs`` and
-            ``data_samples``) and the tensor fed to the exported model (None
-            without ``data_preprocessor``).
+            ``data_samples``) and the tensor fed to the exported model, on the
+            task's device (None without ``data_preprocessor``).
         """
         from mmengine.dataset import Compose, pseudo_collate
 
@@ -210,17 +214,24 @@ class BaseTask:
         batch = data_preprocessor(data, False)
         # the preprocessor completes the samples (e.g. batch_input_shape, pad_shape)
         data['data_samples'] = batch['data_samples']
-        return data, batch['inputs']
+        # the tensor goes where the model is, whichever device the preprocessor was left on
+        inputs = batch['inputs']
+        return data, inputs.to(self.device) if hasattr(inputs, 'to') else inputs
 
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
         """The nn.Module to export; its ``forward(tensor)`` returns the output tensors."""
         raise NotImplementedError
 
     def run_pytorch(self, model: Any, data: Dict[str, Any]) -> List[Any]:
-        """Eager PyTorch prediction (no rewrites): the codebase's data samples."""
+        """Eager PyTorch prediction (no rewrites): the codebase's data samples.
+
+        On a CUDA device in full float32 (no TF32), as the engines run float32 models.
+        """
         import torch
 
-        with torch.no_grad():
+        from mmdeploy.codebase.base.device import exact_fp32
+
+        with torch.no_grad(), exact_fp32(self.device):
             return model.test_step(data)
 
     # --------------------------------------------------------- backend side
@@ -232,8 +243,44 @@ class BaseTask:
         """Named arrays from data samples, compared between PyTorch and the backend."""
         raise NotImplementedError
 
-    def visualize(self, image: np.ndarray, result: Any, output_file: str, title: str) -> None:
-        """Draw ``result`` on ``image`` and write ``output_file`` (PNG)."""
+    # --------------------------------------------------------- verification
+    def default_tolerances(self) -> Dict[str, float]:
+        """Tolerances of :meth:`compare_results`, overridable by the deploy config's ``verify_config``.
+
+        The base rule compares every output of :meth:`outputs_for_comparison`
+        element-wise within ``atol``.
+        """
+        return {'atol': 1e-3}
+
+    def verify_tolerances(self) -> Dict[str, float]:
+        """:meth:`default_tolerances` with the deploy config's ``verify_config`` applied.
+
+        Raises:
+            ConfigError: a ``verify_config`` key that is no tolerance of this
+                task, or a value that is not a number >= 0.
+        """
+        from mmdeploy.apis.verify import resolve_tolerances
+
+        return resolve_tolerances(self.deploy_cfg.get('verify_config', None), self.default_tolerances(),
+                                  type(self).__name__)
+
+    def compare_results(self, torch_results: List[Any], backend_results: List[Any],
+                        tolerances: Dict[str, float]) -> Tuple[List[Any], List[str]]:
+        """Compare PyTorch's and the backend's results of one batch.
+
+        Returns:
+            ``(checks, notes)``: a :class:`~mmdeploy.apis.verify.OutputCheck`
+            per compared output, and remarks that are no failure.
+        """
+        from mmdeploy.apis.verify import check_arrays
+
+        reference = self.outputs_for_comparison(torch_results)
+        actual = self.outputs_for_comparison(backend_results)
+        return check_arrays(reference, actual, {name: tolerances['atol'] for name in reference}), []
+
+    def visualize(self, image: np.ndarray, result: Any, output_file: str, title: str,
+                  classes: Optional[Sequence[str]] = None) -> None:
+        """Draw ``result`` on ``image`` and write ``output_file`` (PNG); ``classes`` names the labels."""
         raise NotImplementedError
 
     # --------------------------------------------------------- SDK meta
@@ -244,6 +291,14 @@ class BaseTask:
     def get_postprocess(self) -> Dict[str, Any]:
         """Postprocess component and params for pipeline.json."""
         raise NotImplementedError
+
+    def sdk_custom_files(self) -> Dict[str, bytes]:
+        """Extra files the SDK reads beside the model: ``{file name: content}``.
+
+        They are written into the work dir with the SDK meta and listed in
+        deploy.json's ``customs`` (a text recogniser's dictionary, ...).
+        """
+        return {}
 
     def get_model_name(self) -> str:
         """A short name of the model (for deploy.json)."""
@@ -259,9 +314,13 @@ class BaseTask:
         shape = get_ir_config(self.deploy_cfg).get('input_shape')
         return tuple(shape) if shape else None
 
-    @staticmethod
-    def get_partition_cfg(partition_type: str) -> List[Dict[str, Any]]:
-        """Predefined partitions of this task (none by default)."""
-        from mmdeploy.errors import ConfigError
+    @classmethod
+    def get_partition_cfg(cls, partition_type: str) -> List[Dict[str, Any]]:
+        """A copy of the predefined partition its codebase's plugin registered (``mmdeploy_partitions``).
 
-        raise ConfigError(f'no predefined partition {partition_type!r} for this task')
+        Raises:
+            ConfigError: the codebase has no partition of that name.
+        """
+        from mmdeploy.plugins import get_partition
+
+        return get_partition(cls.codebase, partition_type)

@@ -5,6 +5,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mmdeploy.codebase.base.device import host_array, on_backend_device
+
 
 def rows_to_instances(dets: Any, labels: Any, meta: Dict[str, Any], clip: bool = False,
                       min_bbox_size: float = -1) -> Any:
@@ -48,7 +50,7 @@ class DetectionBackendModel:
     def __init__(self, wrapper: Any, data_preprocessor: Any, output_names: Sequence[str] = ('dets', 'labels'),
                  clip: bool = False, min_bbox_size: float = -1) -> None:
         self.wrapper = wrapper
-        self.data_preprocessor = data_preprocessor
+        self.data_preprocessor = on_backend_device(data_preprocessor, wrapper)
         self.output_names = list(output_names)
         self.clip = clip
         self.min_bbox_size = min_bbox_size
@@ -59,9 +61,13 @@ class DetectionBackendModel:
         return self.predict(batch['inputs'], batch['data_samples'])
 
     def forward_raw(self, inputs: Any) -> Dict[str, np.ndarray]:
-        """The backend's raw outputs for a preprocessed ``[N, 3, H, W]`` tensor."""
+        """The backend's raw outputs for a preprocessed ``[N, 3, H, W]`` tensor, as host arrays.
+
+        On a CUDA backend the outputs are CUDA tensors: they are copied to the
+        host here (``np.asarray`` cannot read device memory).
+        """
         outputs = self.wrapper({self.wrapper.input_names[0]: inputs.float().contiguous()})
-        return {name: np.asarray(value) for name, value in outputs.items()}
+        return {name: host_array(value) for name, value in outputs.items()}
 
     def predict(self, inputs: Any, data_samples: Optional[List[Any]] = None) -> List[Any]:
         """Run the backend on preprocessed ``inputs``; new DetDataSamples with ``pred_instances``."""

@@ -20,6 +20,8 @@ class ObjectDetection(BaseTask):
     codebase = 'mmdet'
     task = 'ObjectDetection'
     sdk_task = 'Detector'
+    #: the graph's dets / labels come from a rewritten forward; without one it would hold raw head maps
+    export_entry_methods = ('forward',)
     sdk_module = 'mmdet'
 
     # --------------------------------------------------------- PyTorch side
@@ -106,6 +108,14 @@ class ObjectDetection(BaseTask):
         wrapper = manager.build_wrapper(backend_files, self.device, self.deploy_cfg)
         output_names = get_ir_config(self.deploy_cfg).get('output_names') or ['dets', 'labels']
         clip, min_size = self._post_params()
+        if (get_partition_config(self.deploy_cfg) or {}).get('type') == 'single_stage':  # NMS in torch
+            from mmdeploy.codebase.mmdet.one_stage.partition_model import SingleStagePartitionModel
+            from mmdeploy.codebase.mmdet.post_processing import nms_params
+
+            nms = nms_params(self.deploy_cfg, self._box_head_and_test_cfg()[1])
+            parts = get_partition_config(self.deploy_cfg).get('partition_cfg') or self.get_partition_cfg('single_stage')
+            return SingleStagePartitionModel(wrapper, self.build_data_preprocessor(), nms,
+                                             parts[0].get('output_names') or ('boxes', 'scores'), clip, min_size)
         if len(output_names) > 2 and output_names[2] == 'masks':  # instance segmentation: paste the masks
             from mmdeploy.codebase.mmdet.two_stage.masks import MaskDetectionBackendModel, mask_thr_binary
 
@@ -145,6 +155,117 @@ class ObjectDetection(BaseTask):
             kinds = {m.dtype for m in masks if m.size}
             outputs['masks'] = np.concatenate(masks).astype(np.float32 if np.float32 in kinds else np.uint8)
         return outputs
+
+    def default_tolerances(self) -> Dict[str, float]:
+        """Tolerances of :meth:`compare_results`.
+
+        ``box_atol`` (1 px of the original image): float32 kernels of two
+        engines move boxes by ~1e-3 px at most (box decoding amplifies logit
+        rounding through ``exp``; TF32 convolutions of PyTorch on a GPU by
+        more), while a wrong prior, stride, clip or decoding moves them by
+        whole pixels. ``score_atol`` (1e-3): scores are probabilities, moved
+        by ~1e-6. ``mask_atol`` (0.02): the share of an instance's pixels
+        (the union of both masks) allowed to differ; rounding flips a few
+        border pixels at most.
+        """
+        return {'box_atol': 1.0, 'score_atol': 1e-3, 'mask_atol': 0.02}
+
+    def _score_threshold(self) -> float:
+        from mmdeploy.codebase.mmdet.post_processing import nms_params
+
+        try:
+            return nms_params(self.deploy_cfg, self._box_head_and_test_cfg()[1]).score_threshold
+        except Exception:  # an NMS the graph refuses: the export said so already
+            return 0.0
+
+    def compare_results(self, torch_results: List[Any], backend_results: List[Any],
+                        tolerances: Dict[str, float]) -> Tuple[List[Any], List[str]]:
+        """Match the detections of each image (same rule as the tests), then compare the pairs.
+
+        Detections are paired by :func:`~mmdeploy.apis.verify.match_detections`
+        (same label; box within ``box_atol`` px and score within
+        ``score_atol``). ``dets`` passes when every detection is paired within
+        tolerance; a detection left without a counterpart passes only when its
+        score is within ``score_atol`` of the score threshold (rounding may
+        put it on either side). ``masks`` (instance segmentation) passes when,
+        in every pair, at most ``mask_atol`` of the pixels of the union of the
+        two masks differ. No detection on either side is no failure, and says
+        so in the notes.
+        """
+        from mmdeploy.apis.verify import OutputCheck, compare_outputs, match_detections
+
+        reference = self.outputs_for_comparison(torch_results)
+        actual = self.outputs_for_comparison(backend_results)
+        if len(torch_results) != len(backend_results):
+            return [OutputCheck('dets', False, f'{len(backend_results)} images of results on the backend, '
+                                               f'{len(torch_results)} in PyTorch')], []
+        counts_e = [len(r.pred_instances) for r in torch_results]
+        counts_a = [len(r.pred_instances) for r in backend_results]
+        total_e, total_a = sum(counts_e), sum(counts_a)
+        if total_e == total_a == 0:
+            return [], ['0 detections on both sides: nothing compared (a model with random weights often '
+                        'detects nothing; give a checkpoint to compare boxes)']
+        box_atol, score_atol = tolerances['box_atol'], tolerances['score_atol']
+        border = self._score_threshold() + score_atol
+        with_masks = 'masks' in reference and 'masks' in actual
+        shapes = [tuple(r.pred_instances.masks.shape[-2:]) if with_masks else (0, 0) for r in torch_results]
+        rows_e, rows_a, worst_mask, mask_pairs = [], [], 0.0, ([], [])
+        matched = unexplained = borderline = pairs_out = 0
+        worst_box = worst_score = 0.0
+        start_e = start_a = mask_e = mask_a = 0
+        for n_e, n_a, (height, width) in zip(counts_e, counts_a, shapes):
+            dets_e = reference['dets'][start_e:start_e + n_e]
+            dets_a = actual['dets'][start_a:start_a + n_a]
+            labels_e = reference['labels'][start_e:start_e + n_e]
+            labels_a = actual['labels'][start_a:start_a + n_a]
+            match = match_detections((dets_e[:, :4], dets_e[:, 4], labels_e),
+                                     (dets_a[:, :4], dets_a[:, 4], labels_a), box_atol, score_atol)
+            matched += match.matched
+            worst_box, worst_score = max(worst_box, match.max_box_diff), max(worst_score, match.max_score_diff)
+            pairs_out += len(match.pairs) - match.matched
+            for index in match.unpaired_expected:
+                borderline, unexplained = (borderline + 1, unexplained) if dets_e[index, 4] <= border                     else (borderline, unexplained + 1)
+            for index in match.unpaired_actual:
+                borderline, unexplained = (borderline + 1, unexplained) if dets_a[index, 4] <= border                     else (borderline, unexplained + 1)
+            if match.pairs:
+                order_e, order_a = (list(side) for side in zip(*match.pairs))
+                rows_e.append((dets_e[order_e], labels_e[order_e]))
+                rows_a.append((dets_a[order_a], labels_a[order_a]))
+            if with_masks:
+                size = height * width
+                masks_e = reference['masks'][mask_e:mask_e + n_e * size].reshape(n_e, size)
+                masks_a = actual['masks'][mask_a:mask_a + n_a * size].reshape(n_a, size)
+                for i, j in match.pairs:
+                    one, two = masks_e[i].astype(np.float32), masks_a[j].astype(np.float32)
+                    union = np.count_nonzero((one > 0) | (two > 0))
+                    share = float(np.abs(one - two).sum()) / max(union, 1)
+                    worst_mask = max(worst_mask, share)
+                    mask_pairs[0].append(masks_e[i])
+                    mask_pairs[1].append(masks_a[j])
+                mask_e, mask_a = mask_e + n_e * size, mask_a + n_a * size
+            start_e, start_a = start_e + n_e, start_a + n_a
+        paired = {'dets': (np.concatenate([r[0] for r in rows_e]) if rows_e else np.zeros((0, 5)),
+                           np.concatenate([r[0] for r in rows_a]) if rows_a else np.zeros((0, 5)))}
+        max_abs, max_rel, mean_abs = compare_outputs({'dets': paired['dets'][0]}, {'dets': paired['dets'][1]})['dets']
+        detail = (f'{matched} of {max(total_e, total_a)} detections matched (same label, box within {box_atol:g} px, '
+                  f'score within {score_atol:g}); {total_e} in PyTorch, {total_a} on the backend; '
+                  f'max box diff {worst_box:.3g} px, max score diff {worst_score:.3g}')
+        if pairs_out:
+            detail += f'; {pairs_out} paired beyond tolerance'
+        if unexplained:
+            detail += f'; {unexplained} without a counterpart of the same label'
+        if borderline:
+            detail += f'; {borderline} within {score_atol:g} of the score threshold, on one side only (not a failure)'
+        checks = [OutputCheck('dets', not pairs_out and not unexplained, detail, max_abs, max_rel, mean_abs)]
+        if with_masks:
+            masks = ({'masks': np.concatenate(mask_pairs[0]) if mask_pairs[0] else np.zeros(0, np.uint8)},
+                     {'masks': np.concatenate(mask_pairs[1]) if mask_pairs[1] else np.zeros(0, np.uint8)})
+            m_abs, m_rel, m_mean = compare_outputs(*masks)['masks']
+            passed = worst_mask <= tolerances['mask_atol']
+            checks.append(OutputCheck('masks', passed, f'largest share of differing pixels in one instance '
+                                                       f'{worst_mask:.3g} ({"<=" if passed else ">"} tolerance '
+                                                       f'{tolerances["mask_atol"]:g})', m_abs, m_rel, m_mean))
+        return checks, []
 
     def visualize(self, image: np.ndarray, result: Any, output_file: str, title: str,
                   classes: Optional[Sequence[str]] = None, score_thr: float = 0.3,
@@ -227,15 +348,6 @@ class ObjectDetection(BaseTask):
             return dict(type='ResizeInstanceMask', params=post)
         return dict(type='ResizeBBox', params=post)
 
-    @staticmethod
-    def get_partition_cfg(partition_type: str) -> List[Dict[str, Any]]:
-        from mmdeploy.codebase.mmdet.plugin import PARTITIONS
-        from mmdeploy.errors import ConfigError
-
-        if partition_type not in PARTITIONS:
-            raise ConfigError(f'no predefined mmdet partition {partition_type!r}; '
-                              f'known: {", ".join(sorted(PARTITIONS))}')
-        return copy.deepcopy(PARTITIONS[partition_type])
 
 
 def _comparable_masks(masks: Any) -> np.ndarray:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from mmdeploy.hookspecs import hookimpl
 from mmdeploy.plugins import factory
+from mmdeploy.utils.deploy_config import ConfigKey
 
 #: modules whose import registers mmdet rewrites (one-stage here; two-stage adds its own)
 REWRITE_MODULES: Tuple[str, ...] = (
@@ -57,6 +58,36 @@ PARTITIONS: Dict[str, List[Dict[str, Any]]] = {
 }
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= -1
+
+
+#: ``codebase_config`` keys of mmdet (see mmdeploy.codebase.mmdet.post_processing)
+CONFIG_KEYS = {
+    # the backend model is picked by partition_config; 'end2end' is the one whole-graph type
+    'model_type': ConfigKey(lambda v: v == 'end2end',
+                            "'end2end' (partitioned models are chosen by partition_config)"),
+    'post_processing': ConfigKey(lambda v: isinstance(v, Mapping), 'a dict', keys={
+        'score_threshold': ConfigKey(_number, 'a number such as 0.05'),
+        'confidence_threshold': ConfigKey(_number, 'a number such as 0.005'),
+        'iou_threshold': ConfigKey(_number, 'a number such as 0.5'),
+        'max_output_boxes_per_class': ConfigKey(_count, 'an int such as 200'),
+        'pre_top_k': ConfigKey(_count, 'an int such as 5000 (-1: all)'),
+        'keep_top_k': ConfigKey(_count, 'an int such as 100'),
+        # mmdet 3 heads have no background class; NMS here never skips one
+        'background_label_id': ConfigKey(lambda v: v == -1 and not isinstance(v, bool),
+                                         '-1 (mmdet 3 heads have no background class)'),
+        # masks are pasted into the image outside the graph, by the backend model
+        'export_postprocess_mask': ConfigKey(lambda v: v is False,
+                                             'False (masks are pasted outside the graph)'),
+    }),
+}
+
+
 @factory
 def _object_detection() -> Any:
     from mmdeploy.codebase.mmdet.detection import ObjectDetection
@@ -84,3 +115,9 @@ def mmdeploy_partitions(register: Callable[..., None]) -> None:
     """Register the predefined mmdet partitions of :data:`PARTITIONS`."""
     for name, partitions in PARTITIONS.items():
         register('mmdet', name, partitions)
+
+
+@hookimpl
+def mmdeploy_config_keys(register: Callable[..., None]) -> None:
+    """Declare the ``codebase_config`` keys of mmdet (:data:`CONFIG_KEYS`)."""
+    register('codebase_config', 'mmdet', CONFIG_KEYS)

@@ -6,7 +6,15 @@ from typing import Any
 from mmdeploy.core import FUNCTION_REWRITER
 
 
-@FUNCTION_REWRITER.register_rewriter('mmpretrain.models.classifiers.ImageClassifier.forward')
+#: the scores come from ``head(feats)`` with the activation of ClsHead / MultiLabelClsHead's predictions:
+#: a head that predicts another way (ConformerHead sums its two outputs) is refused before export
+RELIES_ON = ('predict', 'extract_feat',
+             'mmpretrain.models.heads.ClsHead.predict', 'mmpretrain.models.heads.ClsHead._get_predictions',
+             'mmpretrain.models.heads.MultiLabelClsHead.predict',
+             'mmpretrain.models.heads.MultiLabelClsHead._get_predictions')
+
+
+@FUNCTION_REWRITER.register_rewriter('mmpretrain.models.classifiers.ImageClassifier.forward', relies_on=RELIES_ON)
 def image_classifier__forward(self: Any, inputs: Any, data_samples: Any = None, mode: str = 'predict') -> Any:
     """Return ``[N, num_classes]`` scores (softmax, or sigmoid for multi-label heads).
 

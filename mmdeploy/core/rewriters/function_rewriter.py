@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from mmdeploy.core.rewriters.records import DEFAULT, IR, Checker, Record, RecordRegistry
-from mmdeploy.core.rewriters.targets import PatchSet, aliases_in_modules, resolve, top_package_imported
+from mmdeploy.core.rewriters.targets import PatchSet, aliases_in_modules, locate
 from mmdeploy.errors import RewriteError
 
 
@@ -24,14 +24,17 @@ class RewriteCallContext:
         ir: the IR being exported to.
         opset: the ONNX opset version (may be None).
         extra: other keywords given to the RewriterContext or the record.
+        func_name: the target the rewrite was registered for (the key of
+            ``get_context(key)``).
     """
 
-    origin_func: Callable
+    origin_func: Optional[Callable]
     cfg: Any
     backend: str
     ir: str
     opset: Optional[int] = None
     extra: Dict[str, Any] = field(default_factory=dict)
+    func_name: str = ''
 
     def __getattr__(self, name: str) -> Any:
         extra = self.__dict__.get('extra', {})
@@ -48,6 +51,35 @@ def _call_stack() -> List[RewriteCallContext]:
     if stack is None:
         stack = _LOCAL.stack = []
     return stack
+
+
+def find_context(key: Optional[str], who: str) -> RewriteCallContext:
+    """The innermost running rewrite's context, or the innermost one registered for ``key``.
+
+    Raises:
+        RewriteError: no rewrite (for ``key``) is running on this thread.
+    """
+    stack = _call_stack()
+    if key is None:
+        if not stack:
+            raise RewriteError(f'{who}.get_context() called outside a rewritten function')
+        return stack[-1]
+    for ctx in reversed(stack):
+        if ctx.func_name == key:
+            return ctx
+    running = ', '.join(repr(c.func_name) for c in reversed(stack)) or 'none'
+    raise RewriteError(f'{who}.get_context({key!r}): no rewrite of {key!r} is running on this thread '
+                       f'(running: {running})')
+
+
+def push_context(ctx: RewriteCallContext) -> None:
+    """Make ``ctx`` what ``get_context()`` returns until :func:`pop_context`."""
+    _call_stack().append(ctx)
+
+
+def pop_context() -> None:
+    """Undo the latest :func:`push_context`."""
+    _call_stack().pop()
 
 
 def _make_wrapper(rewrite: Callable, ctx: RewriteCallContext, owner_thread: int) -> Callable:
@@ -87,7 +119,8 @@ class FunctionRewriter:
             backend: only for this backend (``'default'``: any). A
                 backend-specific rewrite wins over a default one.
             ir: only for this IR (``'onnx'``, ``'torchscript'``, ``'default'``).
-            extra_checkers: callables ``env -> bool`` that must all pass.
+            extra_checkers: checkers that must all pass: callables ``env -> bool``
+                or objects with ``.check(env)`` (``LibVersionChecker``, ...).
             **kwargs: stored and visible on the call context.
 
         The rewrite takes the same arguments as the target; inside it,
@@ -107,24 +140,30 @@ class FunctionRewriter:
 
     @staticmethod
     def get_context(key: Optional[str] = None) -> RewriteCallContext:
-        """The context of the rewrite currently running on this thread.
+        """The context of a rewrite running on this thread.
+
+        Args:
+            key: a target name as registered (``'torch.Tensor.size'``): the
+                context of the innermost running rewrite of that target.
+                None: the innermost running rewrite, whatever its target.
 
         Raises:
-            RewriteError: when called outside a rewrite.
+            RewriteError: when called outside a rewrite (of ``key``).
         """
-        stack = _call_stack()
-        if not stack:
-            raise RewriteError('FUNCTION_REWRITER.get_context() called outside a rewritten function')
-        return stack[-1]
+        return find_context(key, 'FUNCTION_REWRITER')
 
     def enter(self, patches: PatchSet, env: Mapping[str, Any], cfg: Any,
-              extra: Mapping[str, Any]) -> None:
-        """Install every matching rewrite into ``patches`` (called by RewriterContext)."""
+              extra: Mapping[str, Any], strict: bool = False) -> None:
+        """Install every matching rewrite into ``patches`` (called by RewriterContext).
+
+        A stale target (see :func:`~mmdeploy.core.rewriters.targets.locate`)
+        is skipped with a warning, or raises RewriteError when ``strict``.
+        """
         owner_thread = threading.get_ident()
         for record in self.registry.select(env):
-            if not top_package_imported(record.name):
-                continue  # nothing of that package is loaded, so nothing can call it
-            target = resolve(record.name)
+            target = locate(record.name, strict)
+            if target is None:
+                continue
             current = origin = target.function
             if not callable(origin):
                 raise RewriteError(f'rewrite target {record.name!r} is not callable')
@@ -133,7 +172,7 @@ class FunctionRewriter:
                 # wrapped, so it runs once (with this context's cfg and backend)
                 origin = current.__mmdeploy_origin__
             ctx = RewriteCallContext(origin, cfg, env['backend'], env['ir'], extra.get('opset'),
-                                     {**extra, **record.extra})
+                                     {**extra, **record.extra}, record.name)
             wrapper = _make_wrapper(record.obj, ctx, owner_thread)
             if isinstance(target.raw, staticmethod):
                 installed: Any = staticmethod(wrapper)

@@ -5,7 +5,7 @@ import inspect
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from mmdeploy.core.rewriters.records import DEFAULT, IR, Checker, Record, RecordRegistry
-from mmdeploy.core.rewriters.targets import PatchSet, resolve, top_package_imported
+from mmdeploy.core.rewriters.targets import PatchSet, locate
 
 
 class ModuleRewriter:
@@ -27,7 +27,8 @@ class ModuleRewriter:
             module_type: dotted path of the nn.Module class to replace.
             backend: only for this backend (``'default'``: any).
             ir: only for this IR.
-            extra_checkers: callables ``env -> bool`` that must all pass.
+            extra_checkers: checkers that must all pass: callables ``env -> bool``
+                or objects with ``.check(env)`` (``LibVersionChecker``, ...).
         """
 
         def decorator(cls: type) -> type:
@@ -40,22 +41,26 @@ class ModuleRewriter:
         """Unregister a module rewrite (used by tests)."""
         self.registry.remove(cls)
 
-    def _table(self, env: Mapping[str, Any]) -> Dict[type, Record]:
+    def _table(self, env: Mapping[str, Any], strict: bool) -> Dict[type, Record]:
         table = {}
         for record in self.registry.select(env):
-            if top_package_imported(record.name):
-                table[resolve(record.name).raw] = record
+            target = locate(record.name, strict)
+            if target is not None:
+                table[target.raw] = record
         return table
 
     def patch_model(self, model: Any, cfg: Any, env: Mapping[str, Any],
-                    patches: Optional[PatchSet] = None, **kwargs: Any) -> Any:
-        """Replace matching submodules of ``model`` (the model itself excluded).
+                    patches: Optional[PatchSet] = None, recursive: bool = True,
+                    strict: bool = False, **kwargs: Any) -> Any:
+        """Replace matching submodules of ``model``, then the model itself.
 
         With ``patches`` the swaps are recorded there and undone when the
         owning RewriterContext exits; without, the change is permanent.
+        ``recursive=False`` looks at the model itself only. ``strict`` makes a
+        stale module type an error instead of a warning.
         Returns the model (or its replacement if the model itself matches).
         """
-        table = self._table(env)
+        table = self._table(env, strict)
         if not table:
             return model
         patches = patches or PatchSet()
@@ -84,6 +89,9 @@ class ModuleRewriter:
                     new.__mmdeploy_rewritten__ = True
                     patches.set_item(parent._modules, name, new)
 
-        visit(model)
-        root = replacement(model)
+        if recursive:
+            visit(model)
+        root = None if getattr(model, '__mmdeploy_rewritten__', False) else replacement(model)
+        if root is not None:
+            root.__mmdeploy_rewritten__ = True
         return root if root is not None else model

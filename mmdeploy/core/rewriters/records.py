@@ -3,41 +3,29 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from mmdeploy.core.rewriters.reporting import warn_once
+from mmdeploy.core.rewriters.rewriter_utils import LibVersionChecker, run_checker
+from mmdeploy.utils.constants import IR
 
 DEFAULT = 'default'
 
 
-class IR:
-    """Intermediate representations a rewrite may be restricted to."""
-
-    DEFAULT = 'default'
-    ONNX = 'onnx'
-    TORCHSCRIPT = 'torchscript'
-
-
-Checker = Callable[[Mapping[str, Any]], bool]
+#: a plain callable ``env -> bool`` or an object with ``.check(env)`` (see rewriter_utils)
+Checker = Any
 
 
 def lib_version_checker(lib: str, min_version: Optional[str] = None,
                         max_version: Optional[str] = None) -> Checker:
     """A checker that passes when ``lib`` is installed within the version range."""
+    return LibVersionChecker(lib, min_version, max_version)
 
-    def check(env: Mapping[str, Any]) -> bool:
-        from importlib.metadata import PackageNotFoundError, version
 
-        from packaging.version import Version
-        try:
-            current = Version(version(lib))
-        except PackageNotFoundError:
-            return False
-        if min_version is not None and current < Version(min_version):
-            return False
-        if max_version is not None and current > Version(max_version):
-            return False
-        return True
-
-    return check
+def describe(obj: Any) -> str:
+    """``module.qualname`` of a registered rewrite, for messages."""
+    module = getattr(obj, '__module__', None) or '?'
+    return f"{module}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 @dataclass
@@ -57,12 +45,17 @@ class Record:
             return False
         if self.ir != IR.DEFAULT and self.ir != env.get('ir'):
             return False
-        return all(check(env) for check in self.checkers)
+        return all(run_checker(check, env) for check in self.checkers)
+
+    @property
+    def identity(self) -> Any:
+        """What the user registered (a symbolic before ``parse_args`` wrapped it)."""
+        return self.extra.get('original') or self.obj
 
     @property
     def specific(self) -> int:
-        """How specific this record is: backend counts more than IR."""
-        return 2 * (self.backend != DEFAULT) + (self.ir != IR.DEFAULT)
+        """How specific this record is: backend counts more than IR, IR more than extra checkers."""
+        return 4 * (self.backend != DEFAULT) + 2 * (self.ir != IR.DEFAULT) + bool(self.checkers)
 
 
 class RecordRegistry:
@@ -86,15 +79,30 @@ class RecordRegistry:
                     del self._records[name]
 
     def select(self, env: Mapping[str, Any]) -> List[Record]:
-        """One record per name: the most specific match; the first registered on a tie."""
+        """One record per name: the most specific match.
+
+        On a tie (several equally specific records match) the first registered
+        wins, with a :class:`~mmdeploy.core.rewriters.reporting.RewriteWarning`
+        naming every tied rewrite and the one chosen (once per tie).
+        """
         with self._lock:
             snapshot = {name: list(records) for name, records in self._records.items()}
         chosen = []
-        for records in snapshot.values():
+        for name, records in snapshot.items():
             candidates = [r for r in records if r.matches(env)]
-            if candidates:
-                best = max(r.specific for r in candidates)
-                chosen.append(next(r for r in candidates if r.specific == best))
+            if not candidates:
+                continue
+            best = max(r.specific for r in candidates)
+            tied = [r for r in candidates if r.specific == best]
+            # a symbolic registered again (its parse_args wrapper is new) is the same rewrite
+            distinct = list({id(r.identity): r for r in reversed(tied)}.values())[::-1]
+            if len(distinct) > 1:
+                names = [describe(r.identity) for r in distinct]
+                warn_once(('tie', name, tuple(id(r.identity) for r in distinct)),
+                          f'rewrites of {name!r} tie for backend {env.get("backend")!r}, ir '
+                          f'{env.get("ir")!r}: {", ".join(names)}; using {names[0]} (registered first). '
+                          f'Give one a backend, ir or extra_checkers, or remove the other')
+            chosen.append(tied[0])
         return chosen
 
     def names(self) -> List[str]:

@@ -16,12 +16,29 @@ installed only inside a :class:`~mmdeploy.core.RewriterContext`.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmdeploy.core.rewriters.records import DEFAULT, IR, Checker, Record, RecordRegistry
-from mmdeploy.core.rewriters.targets import PatchSet, resolve, top_package_imported
+from mmdeploy.core.rewriters.function_rewriter import (RewriteCallContext, find_context, pop_context,
+                                                       push_context)
+from mmdeploy.core.rewriters.targets import PatchSet, locate
 from mmdeploy.errors import RewriteError
+
+
+def _with_context(symbolic: Callable, ctx: RewriteCallContext) -> Callable:
+    """``symbolic`` that sees ``ctx`` through ``SYMBOLIC_REWRITER.get_context()`` while it runs."""
+
+    @functools.wraps(symbolic)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        push_context(ctx)
+        try:
+            return symbolic(*args, **kwargs)
+        finally:
+            pop_context()
+
+    return run
 
 
 def _torch_op_overload(name: str) -> Any:
@@ -81,7 +98,8 @@ class SymbolicRewriter:
             arg_descriptors: ``torch.onnx.symbolic_helper.parse_args``
                 descriptors applied to the symbolic (e.g. ``('v', 'i')``).
             ir: only for this IR.
-            extra_checkers: callables ``env -> bool`` that must all pass.
+            extra_checkers: checkers that must all pass: callables ``env -> bool``
+                or objects with ``.check(env)`` (``LibVersionChecker``, ...).
             translation: onnxscript function for the dynamo exporter (only for
                 torch operators, ``is_pytorch=True``).
 
@@ -126,11 +144,40 @@ class SymbolicRewriter:
                 if record.extra.get('original') is symbolic:
                     self.registry.remove(record.obj)
 
-    def enter(self, patches: PatchSet, env: Mapping[str, Any], opset: int) -> Dict[Any, Callable]:
-        """Install TorchScript symbolics; return the dynamo translation table."""
+    @staticmethod
+    def get_context(key: Optional[str] = None) -> RewriteCallContext:
+        """The context of the TorchScript symbolic running on this thread.
+
+        It has ``cfg``, ``backend``, ``ir``, ``opset`` and ``origin_func``:
+        the symbolic that was in place before (the autograd Function's own
+        ``symbolic``, or an enclosing context's for a torch operator; None
+        when there was none known to mmdeploy).
+
+        Args:
+            key: the name the symbolic was registered under; None: the
+                innermost running one.
+
+        Raises:
+            RewriteError: when no symbolic (of ``key``) is running.
+        """
+        return find_context(key, 'SYMBOLIC_REWRITER')
+
+    def enter(self, patches: PatchSet, env: Mapping[str, Any], opset: int, cfg: Any = None,
+              strict: bool = False, extra: Optional[Mapping[str, Any]] = None) -> Dict[Any, Callable]:
+        """Install TorchScript symbolics; return the dynamo translation table.
+
+        ``cfg`` and ``extra`` are what symbolics see on their context; a stale
+        autograd-Function target warns and is skipped, or raises when ``strict``.
+        """
         import torch
 
         translations: Dict[Any, Callable] = {}
+        extra = dict(extra or {})
+
+        def context(record: Record, origin: Optional[Callable]) -> RewriteCallContext:
+            return RewriteCallContext(origin, cfg if cfg is not None else {}, env.get('backend'),
+                                      env.get('ir'), opset, {**extra, **record.extra}, record.name)
+
         for record in self.registry.select(env):
             if record.extra.get('is_pytorch'):
                 name = record.name if '::' in record.name else f'::{record.name}'
@@ -141,17 +188,21 @@ class SymbolicRewriter:
                         raise RewriteError(f'symbolic {record.name!r}: no such torch operator '
                                            f'({exc})') from exc
                 if record.obj is not None and env.get('exporter') != 'dynamo':
-                    _push_torchscript_symbolic(name, record.obj, opset)
+                    previous = _TORCHSCRIPT_STACK.get((name, opset), [None])[-1]
+                    _push_torchscript_symbolic(name, _with_context(record.obj, context(record, previous)),
+                                               opset)
                     patches.on_undo(lambda name=name: _pop_torchscript_symbolic(name, opset))
                 continue
-            if not top_package_imported(record.name):
+            target = locate(record.name, strict)
+            if target is None:
                 continue
-            target = resolve(record.name)
             function_cls = target.function
             if not (inspect.isclass(function_cls) and issubclass(function_cls, torch.autograd.Function)):
                 raise RewriteError(f'symbolic target {record.name!r} is not a torch.autograd.Function; '
                                    f"use is_pytorch=True for torch operators")
-            patches.set(function_cls, 'symbolic', staticmethod(record.obj))
+            origin = function_cls.__dict__.get('symbolic')
+            origin = origin.__func__ if isinstance(origin, staticmethod) else origin
+            patches.set(function_cls, 'symbolic', staticmethod(_with_context(record.obj, context(record, origin))))
         return translations
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 from dataclasses import dataclass
@@ -36,25 +37,32 @@ class Target:
         return self.raw
 
 
+class StaleTargetError(RewriteError):
+    """A rewrite target does not exist in the installed version of its package."""
+
+
 def top_package_imported(path: str) -> bool:
     """True when the first component of ``path`` is already imported."""
     return path.split('.', 1)[0] in sys.modules
 
 
-def resolve(path: str) -> Target:
-    """Resolve ``'pkg.mod.Class.method'`` by importing the longest module prefix.
+def top_package_installed(path: str) -> bool:
+    """True when the first component of ``path`` can be imported (it may not be yet)."""
+    top = path.split('.', 1)[0]
+    if top in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
-    Raises:
-        RewriteError: naming the path and the part that does not exist.
-    """
-    parts = path.split('.')
-    module: Optional[ModuleType] = None
+
+def _import_longest_prefix(path: str, parts: List[str]) -> Tuple[ModuleType, int]:
     index = len(parts)
     while index > 0:
         name = '.'.join(parts[:index])
         try:
-            module = importlib.import_module(name)
-            break
+            return importlib.import_module(name), index
         except ModuleNotFoundError as exc:
             # only "this prefix is not a module" is expected; a module that
             # exists but fails to import is a real error
@@ -62,17 +70,17 @@ def resolve(path: str) -> Target:
                 raise RewriteError(f'cannot import {name!r} while resolving rewrite target '
                                    f'{path!r}: {exc}') from exc
             index -= 1
-    if module is None:
-        raise RewriteError(f'rewrite target {path!r}: no module {parts[0]!r} is installed')
+    raise StaleTargetError(f'rewrite target {path!r}: no module {parts[0]!r} is installed')
+
+
+def _walk(path: str, parts: List[str], module: ModuleType, index: int) -> Target:
     owner: Any = module
     for part in parts[index:-1]:
         owner = getattr(owner, part, _MISSING)
         if owner is _MISSING:
-            raise RewriteError(f'rewrite target {path!r} does not exist: {part!r} not found '
-                               f'(was it renamed upstream?)')
+            raise StaleTargetError(f'rewrite target {path!r} does not exist: {part!r} not found '
+                                   f'(was it renamed upstream?)')
     attr = parts[-1]
-    if index == len(parts):
-        raise RewriteError(f'rewrite target {path!r} is a module, not a function or class')
     if inspect.isclass(owner):
         raw = _MISSING
         own = attr in owner.__dict__
@@ -86,9 +94,69 @@ def resolve(path: str) -> Target:
         raw = getattr(owner, attr, _MISSING)
         own = True
     if raw is _MISSING:
-        raise RewriteError(f'rewrite target {path!r} does not exist: {attr!r} not found on '
-                           f'{getattr(owner, "__name__", owner)!r} (was it renamed upstream?)')
+        raise StaleTargetError(f'rewrite target {path!r} does not exist: {attr!r} not found on '
+                               f'{getattr(owner, "__name__", owner)!r} (was it renamed upstream?)')
     return Target(path, owner, attr, raw, own)
+
+
+def resolve(path: str) -> Target:
+    """Resolve ``'pkg.mod.Class.method'`` by importing the longest module prefix.
+
+    When attributes cannot be followed from the longest module (a package
+    attribute shadowed by a submodule of the same name, as in
+    ``'mmcv.ops.roi_align.__self__'``), shorter, already imported prefixes are
+    tried too.
+
+    Raises:
+        StaleTargetError: naming the path and the part that does not exist.
+        RewriteError: a module on the path exists but fails to import, or the
+            path names a module.
+    """
+    parts = path.split('.')
+    module, index = _import_longest_prefix(path, parts)
+    if index == len(parts):
+        raise RewriteError(f'rewrite target {path!r} is a module, not a function or class')
+    try:
+        return _walk(path, parts, module, index)
+    except StaleTargetError as first:
+        for shorter in range(index - 1, 0, -1):
+            prefix = sys.modules.get('.'.join(parts[:shorter]))
+            if prefix is None:
+                continue
+            try:
+                return _walk(path, parts, prefix, shorter)
+            except StaleTargetError:
+                continue
+        raise first
+
+
+def locate(path: str, strict: bool) -> Optional[Target]:
+    """The target of a rewrite, or None when it is to be skipped.
+
+    - Top-level package imported: resolve it. A target that no longer exists
+      (stale: renamed or removed upstream) warns once naming it and is
+      skipped, or raises :class:`StaleTargetError` when ``strict``.
+    - Top-level package installed but not imported: skipped quietly (nothing
+      can call it).
+    - Top-level package not installed at all (misspelt, or missing): warns
+      once naming the target; the rewrite can never fire.
+    """
+    from mmdeploy.core.rewriters.reporting import STRICT_ENV, warn_once
+
+    if not top_package_imported(path):
+        if not top_package_installed(path):
+            warn_once(('not-installed', path),
+                      f'rewrite target {path!r} is never applied: no package '
+                      f'{path.split(".", 1)[0]!r} is installed (misspelt, or not installed?)')
+        return None
+    try:
+        return resolve(path)
+    except StaleTargetError as exc:
+        if strict:
+            raise
+        warn_once(('stale', path), f'{exc}; this rewrite is skipped (set {STRICT_ENV}=1 or '
+                                   f'RewriterContext(strict=True) to make it an error)')
+        return None
 
 
 def aliases_in_modules(obj: Any, skip: Tuple[Any, str]) -> List[Tuple[ModuleType, str]]:

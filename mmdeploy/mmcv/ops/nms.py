@@ -128,6 +128,38 @@ def topk_at_most(x: Any, k: int, dim: int = -1) -> Tuple[Any, Any]:
     return x.topk(k, dim=dim)
 
 
+def top_k_mask(x: Any, k: int) -> Any:
+    """Mask of the ``k`` largest entries of each row of ``x [N, L]``; ties at the cut go to the lower index.
+
+    Exactly ``min(k, L)`` entries per row are True, whatever the order in
+    which a top-k kernel returns equal values (torch's CPU top-k and sort
+    order ties arbitrarily, ONNX ``TopK`` by index), so PyTorch and the
+    graph keep the same candidates when scores are exactly equal.
+    """
+    import torch
+
+    kth = topk_at_most(x, k)[0][:, -1:]
+    above = x > kth
+    tied = x == kth
+    room = k - above.sum(1, keepdim=True)
+    return above | (tied & (tied.to(torch.int32).cumsum(1) <= room))
+
+
+def masked_positions(mask: Any, k: int) -> Any:
+    """Positions of the True entries of each row of ``mask [N, L]``, increasing, then of False ones: ``k`` per row.
+
+    Every key is distinct, so the result does not depend on how a kernel
+    orders ties; keeping candidates in their original order keeps NMS's
+    tie order (equal scores: lower index first) that of the full list.
+    """
+    import torch
+
+    length = mask.shape[1]
+    pos = torch.arange(length, device=mask.device).to(torch.float64).unsqueeze(0)
+    key = torch.where(mask, -pos, -pos - length)
+    return topk_at_most(key, k)[1]
+
+
 def multiclass_nms(boxes: Any, scores: Any, max_output_boxes_per_class: int = 1000,
                    iou_threshold: float = 0.5, score_threshold: float = 0.05, pre_top_k: int = -1,
                    keep_top_k: int = -1, output_index: bool = False) -> Tuple[Any, ...]:
@@ -173,7 +205,7 @@ def _multiclass_nms(boxes: Any, scores: Any, max_output_boxes_per_class: int, io
     box_index = torch.arange(scores.shape[1], device=scores.device).unsqueeze(0).expand(num_images, -1)
     num_boxes = scores.shape[1]
     if pre_top_k > 0 and not (isinstance(num_boxes, int) and num_boxes <= pre_top_k):
-        _, top = topk_at_most(scores.max(-1)[0], pre_top_k)  # [N, k]
+        top = masked_positions(top_k_mask(scores.max(-1)[0], pre_top_k), pre_top_k)  # [N, k], increasing
         scores = scores.gather(1, top.unsqueeze(-1).expand(-1, -1, num_classes))
         box_top = top.view(*top.shape, *([1] * (boxes.dim() - 2))).expand(-1, -1, *boxes.shape[2:])
         boxes = boxes.gather(1, box_top)
@@ -196,12 +228,19 @@ def _multiclass_nms(boxes: Any, scores: Any, max_output_boxes_per_class: int, io
         sel_boxes = boxes[image, box]
     sel_scores = scores[image, box, label]
     sel_index = box_index[image, box]
-    return _top_per_image(sel_boxes, sel_scores, label, sel_index, image, num_images, keep_top_k)
+    # rows in (box, class) order, as mmdet lists candidates: equal scores at the keep_top_k cut are
+    # then kept by that order (NMS returns them class by class)
+    rows = topk_at_most(-(sel_index * num_classes + label).to(torch.float64), NO_LIMIT)[1]
+    return _top_per_image(sel_boxes[rows], sel_scores[rows], label[rows], sel_index[rows], image[rows],
+                          num_images, keep_top_k)
 
 
 def _top_per_image(boxes: Any, scores: Any, labels: Any, index: Any, image: Any, num_images: Any,
                    keep_top_k: int) -> Tuple[Any, Any, Any]:
-    """Selected rows of all images ``[M, ...]`` -> best ``keep_top_k`` per image, zero padded."""
+    """Selected rows of all images ``[M, ...]`` -> best ``keep_top_k`` per image, zero padded.
+
+    Of exactly equal scores at the cut, the rows listed first are kept.
+    """
     import torch
 
     # every image sees all M rows, those of other images with score 0
@@ -213,6 +252,7 @@ def _top_per_image(boxes: Any, scores: Any, labels: Any, index: Any, image: Any,
         boxes = torch.cat([boxes, boxes.new_zeros((keep_top_k, 4))], 0)
         labels = torch.cat([labels, labels.new_full((keep_top_k,), -1)], 0)
         index = torch.cat([index, index.new_full((keep_top_k,), -1)], 0)
+        scores = torch.where(top_k_mask(scores, keep_top_k), scores, scores.new_zeros(()))
         top_scores, order = scores.topk(keep_top_k, dim=1)
     else:
         top_scores, order = scores.sort(dim=1, descending=True)

@@ -5,9 +5,9 @@ labels [N, keep_top_k])`` instead of a list of InstanceData, with the
 candidates chosen exactly as mmdet's eager code chooses them:
 
 - ``nms_pre`` keeps the best (prior, class) *pairs* (not priors) whose score
-  is above ``score_thr``; the graph first keeps the ``nms_pre`` priors of
-  highest maximum class score (every top pair has its prior among them) and
-  then zeroes the pairs outside the top ``nms_pre``;
+  is above ``score_thr`` (exactly ``nms_pre`` of them, equal scores at the cut
+  by lower index); the graph keeps the priors of those pairs, in prior
+  order, and zeroes the other pairs;
 - score factors (FCOS centerness, YOLOv3 objectness) multiply the scores
   after that selection, as mmdet's ``_bbox_post_process`` does;
 - boxes not wider and higher than ``min_bbox_size`` are dropped.
@@ -15,7 +15,10 @@ candidates chosen exactly as mmdet's eager code chooses them:
 Zeroed scores never pass NMS (its score threshold is 0, strict). What can
 still differ from PyTorch:
 
-- the order (and, at a cut, the choice) of exactly equal scores;
+- the choice of exactly equal scores at a cut (nms_pre, NMS, max_per_img):
+  the graph takes the lower (prior, class) index, mmdet whatever torch's and
+  mmcv's unstable sorts put first, so a model whose scores tie exactly
+  (e.g. over a flat image area) can keep other boxes than mmdet;
 - ``keep_top_k`` / ``pre_top_k`` cap what mmdet may keep unbounded (YOLOX has
   no ``max_per_img``);
 - with dynamic shapes the graph clips boxes to the padded input, not to each
@@ -31,7 +34,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from mmdeploy.codebase.mmdet.bbox import decode_boxes, grid_priors
 from mmdeploy.codebase.mmdet.post_processing import NMSParams, nms_params
 from mmdeploy.core import FUNCTION_REWRITER
-from mmdeploy.mmcv.ops.nms import multiclass_nms, topk_at_most
+from mmdeploy.mmcv.ops.nms import masked_positions, multiclass_nms, top_k_mask
 
 
 def flatten_level(x: Any, num_images: Any, channels: int) -> Any:
@@ -44,11 +47,8 @@ def _bounded(size: Any, k: int) -> bool:
     return isinstance(size, int) and size <= k
 
 
-def select_top_priors(scores: Any, k: int, *others: Optional[Any]) -> Tuple[Any, ...]:
-    """Keep the ``k`` priors of highest maximum class score in ``scores [N, K, C]`` and ``others [N, K, ...]``."""
-    if k <= 0 or _bounded(scores.shape[1], k):
-        return (scores, *others)
-    _, index = topk_at_most(scores.max(-1)[0], k)
+def _gather_priors(index: Any, *xs: Optional[Any]) -> Tuple[Any, ...]:
+    """``x[n, index[n]]`` for each ``x [N, K, ...]`` (None stays None)."""
 
     def gather(x: Optional[Any]) -> Optional[Any]:
         if x is None:
@@ -56,19 +56,43 @@ def select_top_priors(scores: Any, k: int, *others: Optional[Any]) -> Tuple[Any,
         shaped = index.view(*index.shape, *([1] * (x.dim() - 2)))
         return x.gather(1, shaped.expand(-1, -1, *x.shape[2:]))
 
-    return tuple(gather(x) for x in (scores, *others))
+    return tuple(gather(x) for x in xs)
 
 
-def keep_top_pairs(scores: Any, k: int, score_threshold: float) -> Any:
-    """Zero every (prior, class) score not above ``score_threshold`` or not among the ``k`` best of its image."""
+def select_top_priors(scores: Any, k: int, *others: Optional[Any]) -> Tuple[Any, ...]:
+    """Keep the ``k`` priors of highest maximum class score in ``scores [N, K, C]`` and ``others [N, K, ...]``.
+
+    Of exactly equal scores at the cut the lower prior index is kept, and the
+    kept priors stay in prior order (NMS then meets equal scores in the same
+    order as on the full list).
+    """
+    if k <= 0 or _bounded(scores.shape[1], k):
+        return (scores, *others)
+    index = masked_positions(top_k_mask(scores.max(-1)[0], k), k)
+    return _gather_priors(index, scores, *others)
+
+
+def select_candidates(scores: Any, k: int, score_threshold: float, *others: Optional[Any]) -> Tuple[Any, ...]:
+    """mmdet's ``filter_scores_and_topk`` for a batch: the ``k`` best (prior, class) pairs above the threshold.
+
+    ``scores [N, K, C]`` and ``others [N, K, ...]`` are cut to the (at most
+    ``k``) priors of those pairs, in prior order; the scores of every other
+    pair are zero. mmdet sorts the pairs by score and keeps the first ``k``;
+    of exactly equal scores at that cut this keeps the lower (prior, class)
+    index (mmdet's own choice there follows torch's unstable sort).
+    """
     import torch
 
     flat = scores.flatten(1)
     keep = flat > score_threshold
+    flat = torch.where(keep, flat, flat.new_zeros(()))
     if k > 0 and not _bounded(flat.shape[1], k):
-        kth = topk_at_most(flat, k)[0][:, -1:]
-        keep = keep & (flat >= kth)
-    return torch.where(keep, flat, flat.new_zeros(())).view_as(scores)
+        keep = keep & top_k_mask(flat, k)
+    scores = torch.where(keep, flat, flat.new_zeros(())).view_as(scores)
+    if k <= 0 or _bounded(scores.shape[1], k):
+        return (scores, *others)
+    index = masked_positions(keep.view_as(scores).any(-1), k)
+    return _gather_priors(index, scores, *others)
 
 
 def drop_small_boxes(boxes: Any, scores: Any, min_bbox_size: float) -> Any:
@@ -92,11 +116,24 @@ def _img_shape(batch_img_metas: Optional[Sequence[dict]]) -> Optional[Sequence[A
     return batch_img_metas[0]['img_shape'] if batch_img_metas else None
 
 
+#: what the dense-head rewrites assume of a head besides ``predict_by_feat``: the layout of its forward
+#: outputs (read as cls / box / score-factor maps) and the decoding mmdet does in the methods below
+DENSE_HEAD_RELIES_ON = ('predict', 'forward', 'forward_single', '_predict_by_feat_single', '_bbox_post_process')
+#: why verified heads' subclasses that change nothing the rewrite relies on are still refused
+NOT_VERIFIED = 'not verified against PyTorch with this rewrite'
+
+
 def _params(head: Any, cfg: Any) -> NMSParams:
     return nms_params(FUNCTION_REWRITER.get_context().cfg, head.test_cfg if cfg is None else cfg)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.base_dense_head.BaseDenseHead.predict_by_feat')
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.dense_heads.base_dense_head.BaseDenseHead.predict_by_feat', relies_on=DENSE_HEAD_RELIES_ON,
+    # tests/mmdet/test_one_stage_detectors.py (retinanet, fcos, ssd); their subclasses that add only
+    # losses: tests/mmdet/test_subclass_heads.py
+    verified=('mmdet.models.dense_heads.RetinaHead', 'mmdet.models.dense_heads.FCOSHead',
+              'mmdet.models.dense_heads.SSDHead', 'mmdet.models.dense_heads.ATSSHead'),
+    refused={'mmdet.models.dense_heads.NASFCOSHead': 'its DCNv2 convolutions have no ONNX export'})
 def base_dense_head__predict_by_feat(self: Any, cls_scores: List[Any], bbox_preds: List[Any],
                                      score_factors: Optional[List[Any]] = None,
                                      batch_img_metas: Optional[List[dict]] = None, cfg: Any = None,
@@ -116,8 +153,8 @@ def base_dense_head__predict_by_feat(self: Any, cls_scores: List[Any], bbox_pred
         factors = None
         if score_factors is not None:
             factors = flatten_level(score_factors[level], num_images, 1).sigmoid()
-        scores, deltas, priors, factors = select_top_priors(scores, params.nms_pre, deltas, priors, factors)
-        scores = keep_top_pairs(scores, params.nms_pre, params.score_threshold)
+        scores, deltas, priors, factors = select_candidates(scores, params.nms_pre, params.score_threshold,
+                                                            deltas, priors, factors)
         if factors is not None:
             scores = scores * factors
         mlvl_boxes.append(decode_boxes(self.bbox_coder, priors, deltas, _img_shape(batch_img_metas)))
@@ -125,7 +162,8 @@ def base_dense_head__predict_by_feat(self: Any, cls_scores: List[Any], bbox_pred
     return run_nms(torch.cat(mlvl_boxes, 1), torch.cat(mlvl_scores, 1), params, with_nms)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.yolo_head.YOLOV3Head.predict_by_feat')
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.yolo_head.YOLOV3Head.predict_by_feat',
+                                     relies_on=('predict', 'forward'))
 def yolov3_head__predict_by_feat(self: Any, pred_maps: Sequence[Any],
                                  batch_img_metas: Optional[List[dict]] = None, cfg: Any = None,
                                  rescale: bool = False, with_nms: bool = True) -> Tuple[Any, Any]:
@@ -149,12 +187,15 @@ def yolov3_head__predict_by_feat(self: Any, pred_maps: Sequence[Any],
     scores = pred[..., 5:].sigmoid()
     if params.confidence_threshold > 0:
         scores = torch.where(objectness >= params.confidence_threshold, scores, scores.new_zeros(()))
-    scores, boxes, objectness = select_top_priors(scores, params.nms_pre, boxes, objectness)
-    scores = keep_top_pairs(scores, params.nms_pre, params.score_threshold) * objectness
+    scores, boxes, objectness = select_candidates(scores, params.nms_pre, params.score_threshold, boxes,
+                                                  objectness)
+    scores = scores * objectness
     return run_nms(boxes, scores, params, with_nms)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.yolox_head.YOLOXHead.predict_by_feat')
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.yolox_head.YOLOXHead.predict_by_feat',
+                                     relies_on=('predict', 'forward', 'forward_single', '_bbox_decode',
+                                                '_bbox_post_process'))
 def yolox_head__predict_by_feat(self: Any, cls_scores: List[Any], bbox_preds: List[Any],
                                 objectnesses: Optional[List[Any]] = None,
                                 batch_img_metas: Optional[List[dict]] = None, cfg: Any = None,

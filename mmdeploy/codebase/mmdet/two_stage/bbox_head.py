@@ -86,7 +86,11 @@ def rcnn_predict(bbox_head: Any, rois: Any, cls_scores: Any, bbox_preds: Optiona
                           score_threshold=params.score_threshold, pre_top_k=-1, keep_top_k=params.keep_top_k)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.predict_by_feat')
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.predict_by_feat',
+    relies_on=('forward', '_predict_by_feat_single'),
+    # tests/mmdet_two_stage/test_two_stage_detectors.py (Faster / Cascade / Mask R-CNN)
+    verified=('mmdet.models.roi_heads.Shared2FCBBoxHead',))
 def bbox_head__predict_by_feat(self: Any, rois: Any, cls_scores: Any, bbox_preds: Optional[Any],
                                batch_img_metas: List[dict], rcnn_test_cfg: Any = None,
                                rescale: bool = False, roi_valid: Optional[Any] = None) -> Tuple[Any, Any]:

@@ -35,7 +35,11 @@ def refine_rois(bbox_head: Any, rois: Any, cls_score: Any, bbox_pred: Any, img_s
     return torch.cat([rois[:, :1], boxes.squeeze(1)], 1)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.roi_heads.cascade_roi_head.CascadeRoIHead.predict_bbox')
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.roi_heads.cascade_roi_head.CascadeRoIHead.predict_bbox',
+    # refine_rois re-implements the box heads' regress_by_class
+    relies_on=('predict', '_bbox_forward', 'refine_bboxes',
+               'mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.regress_by_class'))
 def cascade_roi_head__predict_bbox(self: Any, x: Tuple[Any, ...], batch_img_metas: List[dict],
                                    rpn_results_list: Any, rcnn_test_cfg: Any, rescale: bool = False,
                                    **kwargs: Any) -> Tuple[Any, Any]:
@@ -57,7 +61,8 @@ def cascade_roi_head__predict_bbox(self: Any, x: Tuple[Any, ...], batch_img_meta
         rcnn_test_cfg=rcnn_test_cfg, rescale=False, roi_valid=proposals[..., 4] > 0)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.roi_heads.cascade_roi_head.CascadeRoIHead.predict_mask')
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.roi_heads.cascade_roi_head.CascadeRoIHead.predict_mask',
+                                     relies_on=('predict', '_mask_forward'))
 def cascade_roi_head__predict_mask(self: Any, x: Tuple[Any, ...], batch_img_metas: List[dict],
                                    results_list: Tuple[Any, Any], rescale: bool = False) -> Any:
     """Masks ``[N, K, h, w]``: the mean over stages of each detection's mask probabilities."""

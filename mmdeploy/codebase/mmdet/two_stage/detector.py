@@ -13,8 +13,9 @@ from mmdeploy.codebase.mmdet.one_stage.detector import export_img_metas
 from mmdeploy.core import FUNCTION_REWRITER, mark
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.detectors.two_stage.TwoStageDetector.extract_feat')
-@mark('extract_feat', inputs=['batch_inputs'], outputs=['feat'])
+# calls the original: a subclass's own extract_feat would only lose the mark, and is refused like any override
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.detectors.two_stage.TwoStageDetector.extract_feat', relies_on=())
+@mark('extract_feat', inputs=['batch_inputs'], outputs='feat')
 def two_stage_detector__extract_feat(self: Any, batch_inputs: Any) -> Tuple[Any, ...]:
     """mmdet's ``extract_feat``, with its output levels marked (``feat.0`` ...) for partitions."""
     return FUNCTION_REWRITER.get_context().origin_func(self, batch_inputs)
@@ -48,7 +49,16 @@ def _instance_segmentor_forward(self: Any, input: Any,  # noqa: A002
     return _predict(self, input, batch_img_metas)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.detectors.two_stage.TwoStageDetector.forward')
+#: two-stage detector classes that override nothing the rewrite relies on but were never verified
+UNVERIFIED_DETECTORS = ('CrowdDet', 'FastRCNN', 'GridRCNN', 'HybridTaskCascade', 'MaskScoringRCNN', 'PointRend',
+                        'QueryInst', 'SCNet', 'SparseRCNN')
+
+
+# verified: tests/mmdet_two_stage/test_two_stage_detectors.py (Faster / Cascade / Mask R-CNN)
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.detectors.two_stage.TwoStageDetector.forward', relies_on=('predict', 'extract_feat'),
+    refused={f'mmdet.models.detectors.{name}': 'not verified against PyTorch with this rewrite'
+             for name in UNVERIFIED_DETECTORS})
 def two_stage_detector__forward(self: Any, inputs: Any, data_samples: Optional[Sequence[Any]] = None,
                                 mode: str = 'tensor', **kwargs: Any) -> Tuple[Any, ...]:
     """Always predict: ``dets [N, K, 5]``, ``labels [N, K]`` and, with a mask head, ``masks [N, K, h, w]``.

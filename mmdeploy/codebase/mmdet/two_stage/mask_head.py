@@ -18,7 +18,9 @@ from mmdeploy.core import FUNCTION_REWRITER
 
 
 @FUNCTION_REWRITER.register_rewriter(
-    'mmdet.models.roi_heads.mask_heads.fcn_mask_head.FCNMaskHead.predict_by_feat')
+    'mmdet.models.roi_heads.mask_heads.fcn_mask_head.FCNMaskHead.predict_by_feat',
+    relies_on=('forward', '_predict_by_feat_single'),
+    refused={'mmdet.models.roi_heads.SCNetMaskHead': 'not verified against PyTorch with this rewrite'})
 def fcn_mask_head__predict_by_feat(self: Any, mask_preds: Any, results_list: Tuple[Any, Any],
                                    batch_img_metas: List[dict], rcnn_test_cfg: Any, rescale: bool = False,
                                    activate_map: bool = False) -> Any:

@@ -27,14 +27,15 @@ def paste_masks(masks: Any, boxes: Any, image_size: Sequence[int], threshold: fl
             (``prob >= threshold``), < 0 uint8 soft masks (``prob * 255``).
 
     Returns:
-        ``[K, H, W]`` bool (or uint8) tensor.
+        ``[K, H, W]`` bool (or uint8) tensor, on the device of ``masks``
+        (``boxes`` are moved there).
     """
     import torch
     from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
 
     height, width = int(image_size[0]), int(image_size[1])
     masks = torch.as_tensor(masks, dtype=torch.float32)
-    boxes = torch.as_tensor(boxes, dtype=torch.float32)
+    boxes = torch.as_tensor(boxes, dtype=torch.float32, device=masks.device)
     dtype = torch.bool if threshold >= 0 else torch.uint8
     pasted = torch.zeros(masks.shape[0], height, width, dtype=dtype, device=masks.device)
     # as mmdet on the CPU: one mask at a time, only over the box's own region
@@ -42,7 +43,7 @@ def paste_masks(masks: Any, boxes: Any, image_size: Sequence[int], threshold: fl
         chunk, region = _do_paste_mask(masks[index:index + 1, None], boxes[index:index + 1], height, width,
                                        skip_empty=True)
         chunk = chunk >= threshold if threshold >= 0 else (chunk * 255).to(torch.uint8)
-        pasted[(torch.tensor([index]),) + region] = chunk.to(dtype)
+        pasted[(torch.tensor([index], device=masks.device),) + region] = chunk.to(dtype)
     return pasted
 
 

@@ -13,6 +13,7 @@ from typing import Any, Dict, Sequence
 
 import numpy as np
 
+from mmdeploy.codebase.base.device import backend_device, host_array
 from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel
 from mmdeploy.codebase.mmdet.post_processing import nms_params
 from mmdeploy.codebase.mmdet.two_stage.bbox_head import proposals_to_rois, rcnn_predict
@@ -54,8 +55,9 @@ class TwoStagePartitionModel(DetectionBackendModel):
         init_default_scope(model_cfg.get('default_scope', 'mmdet'))
         # no weights needed: RoIAlign has none, and of the box head only its coder and
         # activation are used (its layers run in partition1)
-        self.roi_extractor = MODELS.build(copy.deepcopy(roi_head.bbox_roi_extractor)).eval()
-        self.bbox_head = MODELS.build(copy.deepcopy(roi_head.bbox_head)).eval()
+        device = backend_device(self.rpn_wrapper)  # the glue runs where the engine's outputs are
+        self.roi_extractor = MODELS.build(copy.deepcopy(roi_head.bbox_roi_extractor)).eval().to(device)
+        self.bbox_head = MODELS.build(copy.deepcopy(roi_head.bbox_head)).eval().to(device)
         test_cfg = model.test_cfg
         self.rpn = rpn_params(test_cfg.rpn)
         self.rcnn = nms_params(deploy_cfg, test_cfg.rcnn)
@@ -77,4 +79,4 @@ class TwoStagePartitionModel(DetectionBackendModel):
                 self.bbox_head, rois.view(num_images, num, 5), second['cls_score'].view(num_images, num, -1),
                 second['bbox_pred'].view(num_images, num, -1), tuple(inputs.shape[2:]), self.rcnn,
                 roi_valid=proposals[..., 4] > 0)
-        return {'dets': dets.numpy(), 'labels': labels.numpy()}
+        return {'dets': host_array(dets), 'labels': host_array(labels)}

@@ -45,7 +45,8 @@ def map_roi_levels(rois: Any, finest_scale: float, num_levels: int) -> Any:
 
 
 @FUNCTION_REWRITER.register_rewriter(
-    'mmdet.models.roi_heads.roi_extractors.single_level_roi_extractor.SingleRoIExtractor.forward')
+    'mmdet.models.roi_heads.roi_extractors.single_level_roi_extractor.SingleRoIExtractor.forward',
+    relies_on=('map_roi_levels', 'roi_rescale'))
 @mark('roi_extractor', inputs=['feats', 'rois'], outputs=['bbox_feats'])
 def single_roi_extractor__forward(self: Any, feats: Sequence[Any], rois: Any,
                                   roi_scale_factor: Optional[float] = None) -> Any:

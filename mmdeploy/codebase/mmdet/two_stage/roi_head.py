@@ -27,7 +27,8 @@ def standard_bbox_forward(roi_head: Any, feats: Tuple[Any, ...], rois: Any) -> T
     return bbox_head_forward(roi_head.bbox_head, bbox_feats)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.roi_heads.standard_roi_head.StandardRoIHead.predict_bbox')
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.roi_heads.standard_roi_head.StandardRoIHead.predict_bbox', relies_on=('predict', '_bbox_forward'))
 def standard_roi_head__predict_bbox(self: Any, x: Tuple[Any, ...], batch_img_metas: List[dict],
                                     rpn_results_list: Any, rcnn_test_cfg: Any,
                                     rescale: bool = False) -> Tuple[Any, Any]:
@@ -46,7 +47,8 @@ def standard_roi_head__predict_bbox(self: Any, x: Tuple[Any, ...], batch_img_met
         roi_valid=proposals[..., 4] > 0)
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.roi_heads.standard_roi_head.StandardRoIHead.predict_mask')
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.roi_heads.standard_roi_head.StandardRoIHead.predict_mask',
+                                     relies_on=('predict', '_mask_forward'))
 def standard_roi_head__predict_mask(self: Any, x: Tuple[Any, ...], batch_img_metas: List[dict],
                                     results_list: Tuple[Any, Any], rescale: bool = False) -> Any:
     """Masks ``[N, K, h, w]`` of the detections ``results_list = (dets [N, K, 5], labels [N, K])``."""

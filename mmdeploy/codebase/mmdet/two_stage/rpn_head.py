@@ -34,7 +34,9 @@ def rpn_params(test_cfg: Any) -> Tuple[int, int, float, float]:
             float(nms_cfg.get('iou_threshold', 0.7)), float(test_cfg.get('min_bbox_size', -1)))
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat')
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat',
+                                     relies_on=('predict', 'forward', 'forward_single', '_predict_by_feat_single',
+                                                '_bbox_post_process'))
 def rpn_head__predict_by_feat(self: Any, cls_scores: List[Any], bbox_preds: List[Any],
                               score_factors: Optional[List[Any]] = None,
                               batch_img_metas: Optional[List[dict]] = None, cfg: Any = None,

@@ -1,0 +1,1 @@
+_base_ = ['./super-resolution_dynamic.py', '../_base_/backends/onnxruntime.py']

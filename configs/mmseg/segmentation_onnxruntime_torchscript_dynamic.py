@@ -1,0 +1,2 @@
+_base_ = ['./segmentation_onnxruntime_dynamic.py']
+onnx_config = dict(exporter='torchscript')

@@ -1,0 +1,2 @@
+_base_ = ['./segmentation_onnxruntime_static.py']
+onnx_config = dict(exporter='torchscript')

@@ -1,0 +1,1 @@
+"""mmagic codebase plugin (``codebase_config.type = 'mmagic'``): image super-resolution."""

@@ -1,0 +1,1 @@
+"""mmseg codebase plugin (``codebase_config.type = 'mmseg'``): semantic segmentation."""

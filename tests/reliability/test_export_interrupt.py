@@ -1,0 +1,89 @@
+"""A long dynamo export can be stopped with Ctrl-C; a failed one suggests the TorchScript exporter.
+
+The interrupt test runs a dynamo export that takes minutes (a model of tens
+of thousands of small ops with a dynamic batch: torch.export traces each op
+and solves its symbolic shapes in Python, like the classifiers with adaptive
+padding that sat for minutes in shape solving) in a subprocess, sends SIGINT
+once the export has started and checks that the process ends within
+``STOP_WITHIN`` seconds with KeyboardInterrupt (the CLI maps it to exit 130)
+and leaves no file behind.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from mmdeploy.apis.onnx.export import export_onnx
+from mmdeploy.errors import ExportError
+
+STOP_WITHIN = 10.0  # seconds from SIGINT to exit; the export itself would run for minutes
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    import torch
+    from mmdeploy.apis.onnx.export import export_onnx
+
+    class Long(torch.nn.Module):
+        def forward(self, x):
+            for i in range(40000):
+                x = x * 1.0001 + float(i % 7)
+            return x
+
+    print('exporting', flush=True)
+    try:
+        export_onnx(Long().eval(), (torch.ones(2, 3),), sys.argv[1], exporter='dynamo',
+                    input_names=['input'], output_names=['output'], dynamic_axes={'input': {0: 'batch'}})
+    except KeyboardInterrupt:
+        print('interrupted', flush=True)
+        sys.exit(130)
+    print('finished', flush=True)
+''')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != 'posix', reason='SIGINT delivery to a child process')
+def test_sigint_stops_dynamo_export_promptly(tmp_path):
+    output = tmp_path / 'long.onnx'
+    proc = subprocess.Popen([sys.executable, '-c', SCRIPT, str(output)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=os.getcwd())
+    try:
+        assert proc.stdout.readline().strip() == 'exporting'
+        time.sleep(3.0)  # well inside torch.export's tracing
+        assert proc.poll() is None, 'the export ended before the interrupt: the test proves nothing'
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        stopped = time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and 'interrupted' in rest, rest[-2000:]
+    assert stopped < STOP_WITHIN, f'{stopped:.1f} s from SIGINT to exit'
+    assert list(tmp_path.iterdir()) == []  # neither the ONNX file nor its .partial
+
+
+class DataDependent(torch.nn.Module):
+    """Branches on a tensor value: torch.export refuses it, the TorchScript tracer records one branch."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x - 1
+
+
+def test_failed_dynamo_export_suggests_torchscript(tmp_path):
+    with pytest.raises(ExportError) as info:
+        export_onnx(DataDependent().eval(), (torch.ones(1, 3),), str(tmp_path / 'a.onnx'), exporter='dynamo')
+    message = str(info.value)
+    assert message.startswith('dynamo export to ONNX failed')
+    assert "--exporter torchscript" in message and "onnx_config.exporter='torchscript'" in message
+    # the suggestion holds for this model: the TorchScript exporter writes it
+    assert export_onnx(DataDependent(), (torch.ones(1, 3),), str(tmp_path / 'b.onnx'), exporter='torchscript')
+    assert (tmp_path / 'b.onnx').exists() and not (tmp_path / 'a.onnx').exists()
