@@ -205,10 +205,13 @@ def second_shape_check(task: Any, model: Any, backend_model: Any, image: np.ndar
     if low is not None and high is not None and 0 in axes:
         batch = min(max(2, int(low[0])), int(high[0]))
     height, width = first_shape[-2:]
+    # small inputs grow and large ones shrink: windowed backbones (Swin: 7x7 windows at stride 32) refuse
+    # inputs below their training size, and large detector inputs would cost seconds more
+    grow = max(height, width) < 512
     if 2 in axes:
-        height = _other_size(height, 0.75, low and low[2], high and high[2])
+        height = _other_size(height, 1.25 if grow else 0.75, low and low[2], high and high[2])
     if 3 in axes:
-        width = _other_size(width, 0.625, low and low[3], high and high[3])
+        width = _other_size(width, 1.125 if grow else 0.625, low and low[3], high and high[3])
     spatial = (height, width) != tuple(first_shape[-2:])
     # the second image differs clearly (mirrored and inverted): a graph that answers every image of the
     # batch with the first one's result must fail

@@ -93,21 +93,11 @@ def spread_scores(model, image: np.ndarray, task) -> None:
     (two-stage), so random models find nothing or order candidates by float
     rounding. One-stage: RetinaNet's ``retina_cls`` gets logits of mean -8 and
     std 1.5 on ``image``; two-stage: ``rpn_cls`` / ``fc_cls`` / ``conv_logits``
-    get weights of std 0.5. A text recogniser's last layer is made 30 times steeper.
+    get weights of std 0.5.
     """
     import torch
 
     generator = torch.Generator().manual_seed(0)
-    decoder = getattr(model, 'decoder', None)
-    if decoder is not None and not hasattr(model, 'bbox_head'):  # a text recogniser (CRNN)
-        # random weights give near-uniform character scores whose argmax float rounding decides;
-        # a steeper last layer makes the decoded text well defined
-        last = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
-        with torch.no_grad():
-            last.weight.mul_(30)
-            if last.bias is not None:
-                last.bias.mul_(30)
-        return
     head = getattr(model, 'bbox_head', None)
     if head is not None and hasattr(head, 'retina_cls'):
         conv = head.retina_cls

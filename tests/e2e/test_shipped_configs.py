@@ -42,7 +42,6 @@ CONFIG_ROOT = os.path.join(REPO, 'configs')
 DETECTORS = ('retinanet', 'faster_rcnn', 'mask_rcnn')
 #: model -> deploy config its checkpoint is built with (models not named run with random weights)
 CHECKPOINTED = {name: 'mmdet/detection/detection_onnxruntime_static.py' for name in DETECTORS}
-CHECKPOINTED['crnn'] = 'mmocr/text-recognition/text-recognition_onnxruntime_static.py'  # decoded text well defined
 SUFFIXES = ('.py', '.json', '.yaml', '.yml')
 #: (path prefix under configs/, model) in order: the first match picks the model
 MODEL_RULES = (

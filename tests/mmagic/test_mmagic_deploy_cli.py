@@ -6,6 +6,7 @@ import re
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from mmdeploy.cli import main
@@ -15,6 +16,7 @@ from sr_helpers import DYNAMIC_CFG, make_image
 HEADER_ROWS = 28  # the title band of the pictures (its text differs: 'PyTorch' / 'onnxruntime')
 
 
+@pytest.mark.slow
 def test_cli_deploy_srcnn_dynamic(tmp_path, capsys):
     image_file = str(tmp_path / 'low_res.png')
     image = make_image(32, 48, seed=7)

@@ -32,25 +32,43 @@ EXPORT_IMAGE = make_image(32, 48, seed=1)
 STATIC_CHECK = make_image(32, 48, seed=2)  # same size: a static graph takes no other
 DYNAMIC_CHECK = [make_image(24, 40, seed=3), make_image(24, 40, seed=4)]
 
-CASES = [pytest.param((name, mode, 'dynamo'), id=f'{name}-{mode}[dynamo]')
+# SRCNN with dynamo runs in every quick run; the other cases take 5 to 20 s each and are marked slow
+CASES = [pytest.param((name, mode, 'dynamo'), id=f'{name}-{mode}[dynamo]',
+                      marks=() if name == 'srcnn' else pytest.mark.slow)
          for name in MODELS for mode in ('static', 'dynamic')]
-CASES += [pytest.param(('srcnn', mode, 'torchscript'), id=f'srcnn-{mode}[torchscript]')
+CASES += [pytest.param(('srcnn', mode, 'torchscript'), id=f'srcnn-{mode}[torchscript]', marks=pytest.mark.slow)
           for mode in ('static', 'dynamic')]
+
+_EXPORTS: dict = {}
+
+
+def _exported(key, tmp_path_factory):
+    """``(name, mode, exporter, task, model, backend model, onnx file)``, exported once per key and session."""
+    from mmdeploy.apis.backend import onnx2backend
+    from mmdeploy.apis.pytorch2onnx import export_task_model
+
+    if key not in _EXPORTS:
+        name, mode, exporter = key
+        task, model = build(name, STATIC_CFG if mode == 'static' else DYNAMIC_CFG, EXPORT_IMAGE)
+        task.deploy_cfg['onnx_config']['exporter'] = exporter
+        work = tmp_path_factory.mktemp(f'{name}_{mode}_{exporter}')
+        onnx_file = export_task_model(task, model, EXPORT_IMAGE, str(work / 'end2end.onnx'))
+        files = onnx2backend([onnx_file], 'onnxruntime', task.deploy_cfg, str(work))
+        _EXPORTS[key] = (name, mode, exporter, task, model, task.build_backend_model(files), onnx_file)
+    return _EXPORTS[key]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _release_exports():
+    """Drop the models and engine sessions when the module is done (the suite goes on)."""
+    yield
+    _EXPORTS.clear()
 
 
 @pytest.fixture(scope='module', params=CASES)
 def case(request, tmp_path_factory):
-    """``(name, mode, exporter, task, model, backend model, onnx file)`` with the export done once."""
-    from mmdeploy.apis.backend import onnx2backend
-    from mmdeploy.apis.pytorch2onnx import export_task_model
-
-    name, mode, exporter = request.param
-    task, model = build(name, STATIC_CFG if mode == 'static' else DYNAMIC_CFG, EXPORT_IMAGE)
-    task.deploy_cfg['onnx_config']['exporter'] = exporter
-    work = tmp_path_factory.mktemp(f'{name}_{mode}_{exporter}')
-    onnx_file = export_task_model(task, model, EXPORT_IMAGE, str(work / 'end2end.onnx'))
-    files = onnx2backend([onnx_file], 'onnxruntime', task.deploy_cfg, str(work))
-    return name, mode, exporter, task, model, task.build_backend_model(files), onnx_file
+    """One model x deploy config x exporter, exported once."""
+    return _exported(request.param, tmp_path_factory)
 
 
 def _both(task, model, backend_model, images):
@@ -96,13 +114,12 @@ def test_graph_shapes_follow_the_deploy_config(case):
         assert [d.HasField('dim_param') for d in dims] == [True, False, True, True]
 
 
-def test_mmagic_psnr_metric_takes_backend_results(case):
+@pytest.mark.slow
+def test_mmagic_psnr_metric_takes_backend_results(tmp_path_factory):
     """mmagic's own PSNR metric, unchanged, evaluates the backend's samples (PyTorch's output as ground truth)."""
     from mmagic.evaluation import PSNR
 
-    name, mode, exporter, task, model, backend_model, _ = case
-    if (name, mode, exporter) != ('esrgan', 'static', 'dynamo'):
-        pytest.skip('checked on one case (ESRGAN, static)')
+    _, _, _, task, model, backend_model, _ = _exported(('esrgan', 'static', 'dynamo'), tmp_path_factory)
     torch_results, backend_results = _both(task, model, backend_model, [STATIC_CHECK])
     metric = PSNR()
     metric.process([], [dict(mine.to_dict(), gt_img=theirs.output.pred_img)

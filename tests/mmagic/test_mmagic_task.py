@@ -226,3 +226,20 @@ def test_a_model_that_is_no_edit_model_is_refused():
     generator_only = copy.deepcopy(model.generator)
     with pytest.raises(UnsupportedModelError, match='SRCNNNet cannot be exported'):
         check_model(generator_only, ONNX_ENV, task.export_entry_methods)
+
+
+@pytest.mark.parametrize('cls_name,reason', [
+    ('LIIF', 'LIIF.forward_tensor'),  # predicts at coordinates: its own forward_tensor
+    ('BasicVSR', 'BasicVSR.forward_inference'),  # video: its own inference
+    ('RealBasicVSR', 'sequence of frames'),  # inherits Real-ESRGAN's methods, yet takes videos
+    ('FLAVR', 'sequence of frames'),  # frame interpolation
+])
+def test_edit_models_that_are_not_single_image_restorers_are_refused(cls_name, reason):
+    import mmagic.models as models
+
+    from mmdeploy.apis.onnx.support import class_refusal, rules_for
+
+    rules = rules_for(ONNX_ENV)
+    assert class_refusal(getattr(models, cls_name), rules) is not None
+    assert reason in class_refusal(getattr(models, cls_name), rules)
+    assert class_refusal(models.RealESRGAN, rules) is None

@@ -132,8 +132,11 @@ class BaseTask:
             model_cfg['data_preprocessor'] = copy.deepcopy(self.model_cfg.data_preprocessor)
         init_cfg = model_cfg.get('backbone', {}).get('init_cfg') if isinstance(
             model_cfg.get('backbone'), dict) else None
-        if init_cfg and init_cfg.get('type') == 'Pretrained':  # never download weights
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':  # never download weights
             model_cfg['backbone'] = dict(model_cfg['backbone'], init_cfg=None)
+        elif isinstance(init_cfg, (list, tuple)):  # keep the other initialisers of a list
+            kept = [c for c in init_cfg if not (isinstance(c, dict) and c.get('type') == 'Pretrained')]
+            model_cfg['backbone'] = dict(model_cfg['backbone'], init_cfg=kept or None)
         with quiet_mmengine():
             try:
                 model = MODELS.build(model_cfg)

@@ -5,8 +5,13 @@ from typing import Any
 
 import numpy as np
 
-#: height of the title band above the two images
+#: height of the title band above the two images (taller above large images, to stay legible)
 HEADER = 28
+
+
+def header_height(image_height: int) -> int:
+    """Rows of the title band above images ``image_height`` rows high."""
+    return max(HEADER, int(round(image_height / 24)))
 
 
 def pred_image(result: Any) -> np.ndarray:
@@ -28,12 +33,13 @@ def _label(canvas: np.ndarray, text: str, x: int, y: int, scale: float = 0.55) -
     width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
     if width > canvas.shape[1] - 2 * x:
         scale *= max(canvas.shape[1] - 2 * x, 1) / width
-    cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    thick = max(1, int(round(scale / 0.55)))
+    cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 * thick, cv2.LINE_AA)
+    cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
 def side_by_side(image: np.ndarray, restored: np.ndarray, title: str) -> np.ndarray:
-    """``image`` (BGR uint8) resized to ``restored``'s size (bicubic), left; ``restored`` right; a title band.
+    """``image`` (BGR uint8) resized to ``restored``'s size (bicubic), left; ``restored`` right; a title band above.
 
     Grey results are drawn in grey on both sides.
     """
@@ -46,9 +52,12 @@ def side_by_side(image: np.ndarray, restored: np.ndarray, title: str) -> np.ndar
         restored = cv2.cvtColor(restored, cv2.COLOR_GRAY2BGR)
         image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     upscaled = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
-    canvas = np.zeros((height + HEADER, 2 * width, 3), np.uint8)
-    canvas[HEADER:, :width] = upscaled
-    canvas[HEADER:, width:] = restored
+    header = header_height(height)
+    canvas = np.zeros((height + header, 2 * width, 3), np.uint8)
+    canvas[header:, :width] = upscaled
+    canvas[header:, width:] = restored
     in_h, in_w = image.shape[:2]
-    _label(canvas, f'{title}: input {in_w}x{in_h} (bicubic), output {width}x{height}', 6, 19)
+    scale = 0.55 * header / HEADER
+    _label(canvas, f'{title}: input {in_w}x{in_h} (bicubic), output {width}x{height}', int(6 * scale / 0.55),
+           int(19 * scale / 0.55), scale)
     return canvas

@@ -18,9 +18,16 @@ RELIES_ON = ('forward_tensor', 'forward_inference', 'convert_to_datasample')
 #: the generator (Real-ESRGAN: its EMA copy); SRGAN's is the very method ESRGAN inherits
 VERIFIED = ('mmagic.models.editors.SRGAN', 'mmagic.models.editors.ESRGAN', 'mmagic.models.editors.RealESRGAN')
 
+#: edit models that override nothing the rewrite relies on but take frame sequences, not one image
+REFUSED = {
+    'mmagic.models.base_models.BasicInterpolator': 'frame interpolation takes a sequence of frames, not one image',
+    'mmagic.models.editors.EDVR': 'video super-resolution takes a sequence of frames, not one image',
+    'mmagic.models.editors.RealBasicVSR': 'video super-resolution takes a sequence of frames, not one image',
+}
+
 
 @FUNCTION_REWRITER.register_rewriter('mmagic.models.base_models.BaseEditModel.forward', relies_on=RELIES_ON,
-                                     verified=VERIFIED)
+                                     verified=VERIFIED, refused=REFUSED)
 def base_edit_model__forward(self: Any, inputs: Any, data_samples: Any = None, mode: str = 'tensor',
                              **kwargs: Any) -> Any:
     """Return the generator's output for ``inputs`` ``[N, C, H, W]``, still normalised.

@@ -67,6 +67,17 @@ class ObjectDetection(BaseTask):
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
         return model
 
+    def run_pytorch(self, model: Any, data: Dict[str, Any]) -> List[Any]:
+        """mmdet's eager prediction, exactly equal scores taken by lower index as in the graph.
+
+        mmdet's own choice among tied scores follows unstable sorts (see
+        :func:`~mmdeploy.codebase.mmdet.post_processing.stable_tie_order`).
+        """
+        from mmdeploy.codebase.mmdet.post_processing import stable_tie_order
+
+        with stable_tie_order():
+            return super().run_pytorch(model, data)
+
     # --------------------------------------------------------- backend side
     def _box_head_and_test_cfg(self) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         """The config of the head that outputs the final boxes, and its test config.

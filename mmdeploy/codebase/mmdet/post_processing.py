@@ -1,8 +1,9 @@
-"""Post-processing parameters: the deploy config's, overridden by the model's ``test_cfg``."""
+"""Post-processing parameters (the deploy config's, overridden by the model's ``test_cfg``) and tie order."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from mmdeploy.errors import ConfigError
 
@@ -75,3 +76,45 @@ def nms_params(deploy_cfg: Any, test_cfg: Optional[Mapping[str, Any]]) -> NMSPar
         keep_top_k=int(test_cfg.get('max_per_img', post['keep_top_k'])),
         min_bbox_size=float(test_cfg.get('min_bbox_size', -1)),
     )
+
+
+@contextlib.contextmanager
+def stable_tie_order() -> Iterator[None]:
+    """Run mmdet's eager post-processing with the exported graph's rule for exactly equal scores.
+
+    mmdet cuts candidates with ``Tensor.sort`` (unstable) and runs mmcv's NMS
+    (whose order of equal scores is arbitrary), so when scores tie exactly
+    (a flat image area gives many priors the same features) which boxes it
+    keeps follows no rule, and moves by hundreds of pixels when only the tie
+    order changes. Inside this context ``Tensor.sort`` is stable and mmcv's
+    ``nms`` is torchvision's (equal scores: lower index first), the rule the
+    graph follows; results without ties are unchanged.
+
+    The patches are process-wide while the context is open: use it around a
+    reference run, not while other threads use torch.
+    """
+    import sys
+
+    import mmcv.ops  # noqa: F401  (loads the module whose ``nms`` mmcv's batched_nms looks up)
+    import torch
+    import torchvision
+
+    nms_module = sys.modules['mmcv.ops.nms']
+    sort, nms = torch.Tensor.sort, nms_module.nms
+
+    def stable_sort(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs['stable'] = True
+        return sort(self, *args, **kwargs)
+
+    def stable_nms(boxes: Any, scores: Any, iou_threshold: float, offset: int = 0, score_threshold: float = 0,
+                   max_num: int = -1) -> Any:
+        if offset != 0 or score_threshold > 0 or max_num > 0:
+            return nms(boxes, scores, iou_threshold, offset, score_threshold, max_num)
+        keep = torchvision.ops.nms(boxes, scores, float(iou_threshold))
+        return torch.cat([boxes[keep], scores[keep, None]], 1), keep
+
+    torch.Tensor.sort, nms_module.nms = stable_sort, stable_nms
+    try:
+        yield
+    finally:
+        torch.Tensor.sort, nms_module.nms = sort, nms

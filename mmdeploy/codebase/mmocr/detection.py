@@ -8,7 +8,7 @@ import numpy as np
 
 from mmdeploy.codebase.base.device import host_array, on_backend_device
 from mmdeploy.codebase.base.task import BaseTask
-from mmdeploy.codebase.mmocr.pipeline import deploy_pipeline, sdk_preprocess
+from mmdeploy.codebase.mmocr.pipeline import deploy_pipeline, model_name, sdk_preprocess
 
 #: heads whose maps the graph returns and whose postprocessor runs outside, verified against PyTorch
 SUPPORTED_HEADS = ('DBHead', 'PANHead', 'PSEHead')
@@ -182,6 +182,9 @@ class TextDetection(BaseTask):
         polygons, scores = polygons_of(result)
         atomic_write_image(output_file, draw_polygons(image, polygons, scores, title))
 
+    def get_model_name(self) -> str:
+        return model_name(self.model_cfg)
+
     def get_preprocess(self) -> List[Dict[str, Any]]:
         return sdk_preprocess(self.model_cfg, self.ir_input_shape(), self._preprocessor_cfg(),
                               meta_keys=('filename', 'ori_shape', 'img_shape', 'scale_factor'))
@@ -189,5 +192,5 @@ class TextDetection(BaseTask):
     def get_postprocess(self) -> Dict[str, Any]:
         head = self.model_cfg.model.det_head
         params = dict(copy.deepcopy(head.get('postprocessor') or {}))
-        params['component_type'] = params.pop('type', '')
+        params['postprocessor'] = params.pop('type', '')
         return dict(type=head.get('type', 'DBHead'), params=params)

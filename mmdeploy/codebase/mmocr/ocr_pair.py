@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
@@ -136,7 +136,8 @@ class OCRPair:
         if not polygons:
             return []
         crops = [crop_min_area_rect(image, p) for p in polygons]
-        texts = [text_of(r) for r in self.recognizer(crops)]
+        # one crop at a time: a static recogniser takes batch 1, and batching would pad crops to one width
+        texts = [text_of(self.recognizer([crop])[0]) for crop in crops]
         return [TextRegion(np.asarray(p), float(s), t, float(np.mean(c)) if c else 0.0)
                 for p, s, (t, c) in zip(polygons, scores, texts)]
 

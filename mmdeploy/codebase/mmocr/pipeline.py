@@ -74,3 +74,11 @@ def sdk_preprocess(model_cfg: Any, input_shape: Optional[Sequence[int]], data_pr
     steps.append(dict(type='ImageToTensor', keys=['img']))
     steps.append(dict(type='Collect', keys=['img'], meta_keys=list(meta_keys)))
     return steps
+
+
+def model_name(model_cfg: Any) -> str:
+    """``'dbnet_resnet'``, ``'crnn_minivgg'``: the model and backbone types, lower case, without scopes."""
+    model = model_cfg.model
+    backbone = model.get('backbone') or {}
+    parts = [model.get('type', 'model')] + ([backbone['type']] if backbone.get('type') else [])
+    return '_'.join(p.split('.')[-1] for p in parts).lower()

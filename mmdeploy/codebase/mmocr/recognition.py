@@ -9,7 +9,7 @@ import numpy as np
 
 from mmdeploy.codebase.base.device import host_array, on_backend_device
 from mmdeploy.codebase.base.task import BaseTask
-from mmdeploy.codebase.mmocr.pipeline import deploy_pipeline, sdk_preprocess
+from mmdeploy.codebase.mmocr.pipeline import deploy_pipeline, model_name, sdk_preprocess
 
 #: name of the dictionary file written beside the model (deploy.json ``customs``), as the original SDK reads it
 DICT_FILE = 'dict_file.txt'
@@ -165,6 +165,9 @@ class TextRecognition(BaseTask):
 
         text, scores = text_of(result)
         atomic_write_image(output_file, draw_text(image, text, float(np.mean(scores)) if scores else 0.0, title))
+
+    def get_model_name(self) -> str:
+        return model_name(self.model_cfg)
 
     def get_preprocess(self) -> List[Dict[str, Any]]:
         return sdk_preprocess(self.model_cfg, self.ir_input_shape(), self._preprocessor_cfg(), _UNPADDED,

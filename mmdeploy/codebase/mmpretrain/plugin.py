@@ -22,8 +22,8 @@ def mmdeploy_codebases(register: Callable[..., None]) -> None:
 
 @hookimpl
 def mmdeploy_rewrites(rewriters: Any) -> None:
-    """Register the classifier rewrites (only when mmpretrain is installed)."""
+    """Register the classifier and vision-transformer rewrites (only when mmpretrain is installed)."""
     import importlib.util
 
     if importlib.util.find_spec('mmpretrain') is not None:
-        from mmdeploy.codebase.mmpretrain import rewrites  # noqa: F401  (decorators register)
+        from mmdeploy.codebase.mmpretrain import rewrites, transformer_rewrites  # noqa: F401  (decorators register)

@@ -3,10 +3,12 @@
 Neither exporter handles adaptive pooling to an output larger than 1x1 when
 the input size is symbolic: the TorchScript exporter refuses it ("input size
 not accessible") and torch.export decomposes it with the example's sizes baked
-in (the graph then fails, or answers wrongly, at another size). Here the
-pooling is written as two averaging matrices built from the input size, so it
-stays exact at any size. Static exports, global pooling (output 1x1) and
-anything the matrices cannot express keep PyTorch's own operator.
+in (the graph then fails, or answers wrongly, at another size). The
+TorchScript exporter also refuses static sizes the output does not divide
+(PSPNet's 3x3 bins of a 12x16 map). Here the pooling is written as two
+averaging matrices built from the input size, so it stays exact at any size.
+Global pooling (output 1x1), static sizes the output divides and anything the
+matrices cannot express keep PyTorch's own operator.
 """
 from __future__ import annotations
 
@@ -42,15 +44,19 @@ def _bins(output_size: Any) -> Any:
 
 @FUNCTION_REWRITER.register_rewriter('torch.nn.functional.adaptive_avg_pool2d')
 def adaptive_avg_pool2d__dynamic(input: Any, output_size: Any) -> Any:  # noqa: A002
-    """Adaptive average pooling as ``P_h @ x @ P_w^T`` when the export has dynamic height / width."""
+    """Adaptive average pooling as ``P_h @ x @ P_w^T`` for dynamic height / width or uneven windows."""
     import torch
 
     from mmdeploy.utils.config_utils import is_dynamic_shape
 
     ctx = FUNCTION_REWRITER.get_context()
     bins = _bins(output_size)
-    if ctx.cfg is None or not is_dynamic_shape(ctx.cfg) or bins is None or bins == (1, 1) or input.dim() != 4:
+    if ctx.cfg is None or bins is None or bins == (1, 1) or input.dim() != 4:
         return ctx.origin_func(input, output_size)
+    if not is_dynamic_shape(ctx.cfg):
+        height, width = (int(v) for v in input.shape[2:])
+        if height % bins[0] == 0 and width % bins[1] == 0:  # plain pooling windows, which both exporters take
+            return ctx.origin_func(input, output_size)
     rows = pooling_matrix(input.shape[2], bins[0], input)
     cols = pooling_matrix(input.shape[3], bins[1], input)
     # [o_h, H] @ [N, C, H, W] -> [N, C, o_h, W]; then @ [W, o_w] -> [N, C, o_h, o_w]

@@ -44,7 +44,8 @@ def draw_segmentation(image: np.ndarray, seg_map: np.ndarray, classes: Optional[
         image: BGR uint8 ``[H, W, 3]``.
         seg_map: ``[H, W]`` class indices (integer); resized by nearest
             neighbour when its size differs from the image's. Indices outside
-            the classes (e.g. mmseg's ignore index 255) are left uncoloured.
+            the classes (mmseg's ignore index 255, or beyond ``classes``) are
+            left uncoloured.
         classes: class names (index -> name); numbers are drawn without.
         header: text drawn at the top left.
         alpha: opacity of the class colours, in (0, 1].
@@ -57,7 +58,10 @@ def draw_segmentation(image: np.ndarray, seg_map: np.ndarray, classes: Optional[
     seg_map = np.asarray(seg_map).astype(np.int64)
     if seg_map.shape != (height, width):
         seg_map = cv2.resize(seg_map.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
-    num_classes = max(len(classes) if classes is not None else 0, int(seg_map.max(initial=0)) + 1)
+    if classes is not None:
+        num_classes = len(classes)
+    else:  # mmseg's ignore index (255) is no class
+        num_classes = int(seg_map[seg_map < 255].max(initial=0)) + 1
     palette = class_palette(num_classes)
     valid = (seg_map >= 0) & (seg_map < num_classes)
     colours = palette[np.where(valid, seg_map, 0)].astype(np.float32)

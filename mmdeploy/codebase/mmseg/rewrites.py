@@ -45,7 +45,8 @@ def export_outputs(self: Any, seg_logits: Any, with_argmax: bool) -> Any:
     return seg_logits.argmax(dim=1, keepdim=True)
 
 
-# verified: tests/mmseg/test_segmentation.py (FCN, PSPNet, DeepLabV3+, UNet, Segformer, Twins)
+# verified: tests/mmseg/test_mmseg_segmentors.py (FCN, PSPNet, DeepLabV3+, UNet, Segformer, Segmenter);
+# Twins PCPVT-S by hand
 @FUNCTION_REWRITER.register_rewriter('mmseg.models.segmentors.EncoderDecoder.forward', relies_on=RELIES_ON)
 def encoder_decoder__forward(self: Any, inputs: Any, data_samples: Any = None, mode: str = 'predict') -> Any:
     """Always predict with whole-image inference: ``[N, 1, H, W]`` class indices at the input size.

@@ -14,7 +14,10 @@ is the torch custom op ``mmdeploy::nms_index`` (the contract of ONNX
   implementation gives ``M`` as an unbacked dynamic size.
 
 Everything around the op (pre top-k, gathering the selected rows, the per
-image ``keep_top_k``) is plain torch, traced by both exporters.
+image ``keep_top_k``) is plain torch, traced by both exporters. Exactly equal
+scores are taken by lower index at every cut (:func:`top_k_mask`) and NMS
+meets them in box order, so eager and exported runs keep the same boxes
+whatever order a top-k kernel gives ties.
 """
 from __future__ import annotations
 
@@ -138,7 +141,9 @@ def top_k_mask(x: Any, k: int) -> Any:
     """
     import torch
 
-    kth = topk_at_most(x, k)[0][:, -1:]
+    # the smallest of the top k, not ``[:, -1:]``: torch.export cannot simplify the size of that slice of a
+    # ``min(k, L)`` sized tensor when L is symbolic (YOLOX's dynamic export failed on it)
+    kth = topk_at_most(x, k)[0].min(dim=1, keepdim=True)[0]
     above = x > kth
     tied = x == kth
     room = k - above.sum(1, keepdim=True)

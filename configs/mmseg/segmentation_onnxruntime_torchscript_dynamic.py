@@ -1,2 +1,0 @@
-_base_ = ['./segmentation_onnxruntime_dynamic.py']
-onnx_config = dict(exporter='torchscript')
