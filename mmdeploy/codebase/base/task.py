@@ -102,6 +102,10 @@ class BaseTask:
     sdk_task: str = ''
     #: codebase module name in pipeline.json's postprocess task
     sdk_module: str = ''
+    #: registry type of the codebase's data preprocessor, for model configs that name none
+    data_preprocessor_type: str = 'BaseDataPreprocessor'
+    #: keys of the data preprocessor config that only training uses, dropped before it is built
+    training_only_preprocessor_keys: Tuple[str, ...] = ('batch_augments',)
     #: inputs of pipeline.json's postprocess task (a classifier's needs the net's output only)
     sdk_postprocess_inputs: Tuple[str, ...] = ('prep_output', 'infer_output')
     #: pip distribution of the codebase, for detail.json's version (default: ``codebase``)
@@ -185,6 +189,26 @@ class BaseTask:
     def standard_classes(self, num_classes: int) -> Optional[Sequence[str]]:
         """Names of a well-known dataset with ``num_classes`` classes, or None."""
         return None
+
+    def data_preprocessor_cfg(self) -> Dict[str, Any]:
+        """A copy of the model config's data preprocessor (the model's own section, else the top-level one)."""
+        cfg = self.model_cfg.model.get('data_preprocessor') or self.model_cfg.get('data_preprocessor') or {}
+        return dict(copy.deepcopy(cfg))
+
+    def build_data_preprocessor(self) -> Any:
+        """The model config's data preprocessor (normalisation, channel order, padding), for inference.
+
+        Its type defaults to :attr:`data_preprocessor_type`; the keys of
+        :attr:`training_only_preprocessor_keys` (batch augments) are dropped.
+        """
+        from mmengine.registry import MODELS
+
+        self.init_scope()
+        cfg = self.data_preprocessor_cfg()
+        cfg.setdefault('type', self.data_preprocessor_type)
+        for key in self.training_only_preprocessor_keys:
+            cfg.pop(key, None)
+        return MODELS.build(cfg)
 
     def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Dict[str, Any]]:
         """The config's test pipeline, minus file loading, fitted to a static ``input_shape``."""

@@ -1,7 +1,6 @@
 """SuperResolution task of mmagic: model build, inputs, backend model, comparison, pictures and SDK meta."""
 from __future__ import annotations
 
-import copy
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -33,6 +32,7 @@ class SuperResolution(BaseTask):
     sdk_task = 'Restorer'
     #: the original SDK's module name for mmagic (it was mmedit)
     sdk_module = 'mmedit'
+    data_preprocessor_type = 'DataPreprocessor'
     sdk_postprocess_inputs = ('infer_output',)
     #: the graph's image comes from a rewritten forward (see mmdeploy/apis/onnx/support.py)
     export_entry_methods = ('forward',)
@@ -43,19 +43,6 @@ class SuperResolution(BaseTask):
         super().__init__(test_time_config(model_cfg), deploy_cfg, device)
 
     # --------------------------------------------------------- PyTorch side
-    def _data_preprocessor_cfg(self) -> Dict[str, Any]:
-        cfg = self.model_cfg.model.get('data_preprocessor') or self.model_cfg.get('data_preprocessor') or {}
-        return dict(copy.deepcopy(cfg))
-
-    def build_data_preprocessor(self) -> Any:
-        """The model config's mmagic ``DataPreprocessor`` (normalisation, channel order, padding)."""
-        from mmengine.registry import MODELS
-
-        self.init_scope()
-        cfg = self._data_preprocessor_cfg()
-        cfg.setdefault('type', 'DataPreprocessor')
-        return MODELS.build(cfg)
-
     def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Any]:
         from mmdeploy.codebase.mmagic.inputs import array_pipeline
 
@@ -148,11 +135,11 @@ class SuperResolution(BaseTask):
     def _net_order(self) -> str:
         from mmdeploy.codebase.mmagic.inputs import input_only_pipeline, net_channel_order
 
-        return net_channel_order(input_only_pipeline(self.model_cfg)[0], self._data_preprocessor_cfg())
+        return net_channel_order(input_only_pipeline(self.model_cfg)[0], self.data_preprocessor_cfg())
 
     def _mean_std(self) -> Tuple[List[float], List[float]]:
         """The preprocessor's mean and std per channel (mmagic's defaults 127.5 / 127.5)."""
-        pre = self._data_preprocessor_cfg()
+        pre = self.data_preprocessor_cfg()
         channels = 1 if self._net_order() == 'single' else 3
         values = []
         for key in ('mean', 'std'):
@@ -187,7 +174,7 @@ class SuperResolution(BaseTask):
             transforms.append(dict(step))
         mean, std = self._mean_std()
         transforms.append(dict(type='Normalize', mean=mean, std=std, to_rgb=self._net_order() == 'RGB'))
-        divisor = int(self._data_preprocessor_cfg().get('pad_size_divisor', 1))
+        divisor = int(self.data_preprocessor_cfg().get('pad_size_divisor', 1))
         if divisor > 1:
             transforms.append(dict(type='Pad', size_divisor=divisor))
         transforms.append(dict(type='ImageToTensor', keys=['img']))

@@ -23,6 +23,7 @@ class ObjectDetection(BaseTask):
     #: the graph's dets / labels come from a rewritten forward; without one it would hold raw head maps
     export_entry_methods = ('forward',)
     sdk_module = 'mmdet'
+    data_preprocessor_type = 'mmdet.DetDataPreprocessor'
 
     # --------------------------------------------------------- PyTorch side
     def num_classes(self, model: Any) -> Optional[int]:
@@ -52,17 +53,6 @@ class ObjectDetection(BaseTask):
             pipeline = [t for t in pipeline if t['type'] not in ('Resize', 'Pad', 'RandomFlip')]
             pipeline.insert(0, dict(type='Resize', scale=tuple(input_shape), keep_ratio=False))
         return pipeline
-
-    def build_data_preprocessor(self) -> Any:
-        """The model config's ``DetDataPreprocessor`` (training-only batch augments removed)."""
-        from mmengine.registry import MODELS
-
-        self.init_scope()
-        cfg = copy.deepcopy(self.model_cfg.model.get('data_preprocessor')
-                            or self.model_cfg.get('data_preprocessor') or {})
-        cfg.setdefault('type', 'mmdet.DetDataPreprocessor')
-        cfg.pop('batch_augments', None)
-        return MODELS.build(cfg)
 
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
         return model

@@ -81,25 +81,13 @@ class TextDetection(BaseTask):
 
     codebase = 'mmocr'
     task = 'TextDetection'
+    data_preprocessor_type = 'TextDetDataPreprocessor'
     sdk_task = 'TextDetector'
     sdk_module = 'mmocr'
     export_entry_methods = ('forward',)
 
     def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Any]:
         return deploy_pipeline(self.model_cfg, input_shape)
-
-    def _preprocessor_cfg(self) -> Dict[str, Any]:
-        cfg = self.model_cfg.model.get('data_preprocessor') or self.model_cfg.get('data_preprocessor') or {}
-        return dict(copy.deepcopy(cfg))
-
-    def build_data_preprocessor(self) -> Any:
-        """The model config's ``TextDetDataPreprocessor`` (normalisation, RGB order, padding)."""
-        from mmengine.registry import MODELS
-
-        self.init_scope()
-        cfg = self._preprocessor_cfg()
-        cfg.setdefault('type', 'TextDetDataPreprocessor')
-        return MODELS.build(cfg)
 
     def build_postprocessor(self) -> Any:
         """mmocr's postprocessor of the head, built alone from the model config."""
@@ -186,7 +174,7 @@ class TextDetection(BaseTask):
         return model_name(self.model_cfg)
 
     def get_preprocess(self) -> List[Dict[str, Any]]:
-        return sdk_preprocess(self.model_cfg, self.ir_input_shape(), self._preprocessor_cfg(),
+        return sdk_preprocess(self.model_cfg, self.ir_input_shape(), self.data_preprocessor_cfg(),
                               meta_keys=('filename', 'ori_shape', 'img_shape', 'scale_factor'))
 
     def get_postprocess(self) -> Dict[str, Any]:

@@ -63,25 +63,13 @@ class TextRecognition(BaseTask):
 
     codebase = 'mmocr'
     task = 'TextRecognition'
+    data_preprocessor_type = 'TextRecogDataPreprocessor'
     sdk_task = 'TextRecognizer'
     sdk_module = 'mmocr'
     export_entry_methods = ('forward',)
 
     def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Any]:
         return deploy_pipeline(self.model_cfg, input_shape, _UNPADDED)
-
-    def _preprocessor_cfg(self) -> Dict[str, Any]:
-        cfg = self.model_cfg.model.get('data_preprocessor') or self.model_cfg.get('data_preprocessor') or {}
-        return dict(copy.deepcopy(cfg))
-
-    def build_data_preprocessor(self) -> Any:
-        """The model config's ``TextRecogDataPreprocessor``."""
-        from mmengine.registry import MODELS
-
-        self.init_scope()
-        cfg = self._preprocessor_cfg()
-        cfg.setdefault('type', 'TextRecogDataPreprocessor')
-        return MODELS.build(cfg)
 
     def build_dictionary(self) -> Any:
         """The decoder's mmocr ``Dictionary``."""
@@ -170,7 +158,7 @@ class TextRecognition(BaseTask):
         return model_name(self.model_cfg)
 
     def get_preprocess(self) -> List[Dict[str, Any]]:
-        return sdk_preprocess(self.model_cfg, self.ir_input_shape(), self._preprocessor_cfg(), _UNPADDED,
+        return sdk_preprocess(self.model_cfg, self.ir_input_shape(), self.data_preprocessor_cfg(), _UNPADDED,
                               meta_keys=('filename', 'ori_shape', 'img_shape', 'valid_ratio'))
 
     def get_postprocess(self) -> Dict[str, Any]:

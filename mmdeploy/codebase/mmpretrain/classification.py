@@ -49,6 +49,9 @@ class Classification(BaseTask):
     #: the graph's scores come from a rewritten forward (see mmdeploy/apis/onnx/support.py)
     export_entry_methods = ('forward',)
     sdk_module = 'mmcls'
+    data_preprocessor_type = 'mmpretrain.ClsDataPreprocessor'
+    # the preprocessor's num_classes only serves training-time batch augments (mixup, cutmix)
+    training_only_preprocessor_keys = ('batch_augments', 'num_classes')
     sdk_postprocess_inputs = ('infer_output', )
 
     def num_classes(self, model: Any) -> Optional[int]:
@@ -71,16 +74,6 @@ class Classification(BaseTask):
             keep = [t for t in pipeline if t['type'] not in ('ResizeEdge', 'Resize', 'CenterCrop', 'RandomResizedCrop')]
             pipeline = [dict(type='Resize', scale=tuple(input_shape), backend='cv2')] + keep
         return pipeline
-
-    def build_data_preprocessor(self) -> Any:
-        """The model config's data preprocessor (normalisation, RGB order)."""
-        from mmengine.registry import MODELS
-
-        self.init_scope()
-        cfg = copy.deepcopy(self.model_cfg.get('data_preprocessor') or {})
-        cfg.setdefault('type', 'mmpretrain.ClsDataPreprocessor')
-        cfg.pop('num_classes', None)
-        return MODELS.build(cfg)
 
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
         return model

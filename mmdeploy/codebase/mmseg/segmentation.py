@@ -24,6 +24,7 @@ class Segmentation(BaseTask):
     task = 'Segmentation'
     sdk_task = 'Segmentor'
     sdk_module = 'mmseg'
+    data_preprocessor_type = 'mmseg.SegDataPreProcessor'
     distribution = 'mmsegmentation'
     #: the graph's class map comes from a rewritten forward; without one it would hold a loss / raw logits
     export_entry_methods = ('forward',)
@@ -61,17 +62,6 @@ class Segmentation(BaseTask):
             pipeline = [t for t in pipeline if t['type'] not in _SIZE_TRANSFORMS]
             pipeline.insert(0, dict(type='Resize', scale=tuple(input_shape), keep_ratio=False))
         return pipeline
-
-    def build_data_preprocessor(self) -> Any:
-        """The model config's ``SegDataPreProcessor`` (training-only batch augments removed)."""
-        from mmengine.registry import MODELS
-
-        self.init_scope()
-        cfg = copy.deepcopy(self.model_cfg.model.get('data_preprocessor')
-                            or self.model_cfg.get('data_preprocessor') or {})
-        cfg.setdefault('type', 'mmseg.SegDataPreProcessor')
-        cfg.pop('batch_augments', None)
-        return MODELS.build(cfg)
 
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
         """The model itself (its rewritten forward); sliding-window models are refused here, before export."""
