@@ -6,15 +6,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmdeploy.codebase.base.device import host_array, on_backend_device
+from mmdeploy.codebase.base.device import host_array
 from mmdeploy.codebase.base.task import BaseTask
+from mmdeploy.codebase.mmocr.backend_model import PostprocessedBackendModel
 from mmdeploy.codebase.mmocr.pipeline import deploy_pipeline, model_name, sdk_preprocess
 
 #: heads whose maps the graph returns and whose postprocessor runs outside, verified against PyTorch
 SUPPORTED_HEADS = ('DBHead', 'PANHead', 'PSEHead')
 
 
-class TextDetectionBackendModel:
+class TextDetectionBackendModel(PostprocessedBackendModel):
     """Runs a backend text detector; returns mmocr TextDetDataSamples (``pred_instances.polygons`` / ``scores``).
 
     Args:
@@ -23,25 +24,6 @@ class TextDetectionBackendModel:
         postprocessor: the head's mmocr postprocessor (``DBPostprocessor``, ...).
         output_name: the graph output holding the maps.
     """
-
-    def __init__(self, wrapper: Any, data_preprocessor: Any, postprocessor: Any, output_name: str = 'output') -> None:
-        self.wrapper = wrapper
-        self.data_preprocessor = on_backend_device(data_preprocessor, wrapper)
-        self.postprocessor = postprocessor
-        self.output_name = output_name
-
-    def test_step(self, data: Dict[str, Any]) -> List[Any]:
-        """Same contract as the PyTorch model's ``test_step``."""
-        batch = self.data_preprocessor(data, False)
-        return self.predict(batch['inputs'], batch['data_samples'])
-
-    def predict(self, inputs: Any, data_samples: List[Any]) -> List[Any]:
-        """Run the backend on a preprocessed ``[N, 3, H, W]`` tensor; polygons in original-image pixels."""
-        import torch
-
-        outputs = self.wrapper({self.wrapper.input_names[0]: inputs.float().contiguous()})
-        maps = outputs[self.output_name] if self.output_name in outputs else next(iter(outputs.values()))
-        return self.postprocessor(torch.from_numpy(host_array(maps)), data_samples)
 
 
 def hausdorff(points_a: np.ndarray, points_b: np.ndarray) -> float:

@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmdeploy.codebase.base.device import host_array, on_backend_device
 from mmdeploy.codebase.base.task import BaseTask
+from mmdeploy.codebase.mmocr.backend_model import PostprocessedBackendModel
 from mmdeploy.codebase.mmocr.pipeline import deploy_pipeline, model_name, sdk_preprocess
 
 #: name of the dictionary file written beside the model (deploy.json ``customs``), as the original SDK reads it
@@ -20,7 +20,7 @@ _UNPADDED = ('PadToWidth',)
 _SDK_CONVERTERS = {'CTCPostProcessor': 'CTCConvertor', 'AttentionPostprocessor': 'AttnConvertor'}
 
 
-class TextRecognitionBackendModel:
+class TextRecognitionBackendModel(PostprocessedBackendModel):
     """Runs a backend text recogniser; returns mmocr TextRecogDataSamples (``pred_text.item`` / ``score``).
 
     Args:
@@ -30,25 +30,6 @@ class TextRecognitionBackendModel:
             ``AttentionPostprocessor``) with the model's dictionary.
         output_name: the graph output holding the ``[N, T, C]`` probabilities.
     """
-
-    def __init__(self, wrapper: Any, data_preprocessor: Any, postprocessor: Any, output_name: str = 'output') -> None:
-        self.wrapper = wrapper
-        self.data_preprocessor = on_backend_device(data_preprocessor, wrapper)
-        self.postprocessor = postprocessor
-        self.output_name = output_name
-
-    def test_step(self, data: Dict[str, Any]) -> List[Any]:
-        """Same contract as the PyTorch model's ``test_step``."""
-        batch = self.data_preprocessor(data, False)
-        return self.predict(batch['inputs'], batch['data_samples'])
-
-    def predict(self, inputs: Any, data_samples: List[Any]) -> List[Any]:
-        """Run the backend on a preprocessed ``[N, C, H, W]`` tensor and decode the strings."""
-        import torch
-
-        outputs = self.wrapper({self.wrapper.input_names[0]: inputs.float().contiguous()})
-        probs = outputs[self.output_name] if self.output_name in outputs else next(iter(outputs.values()))
-        return self.postprocessor(torch.from_numpy(host_array(probs)), data_samples)
 
 
 def text_of(result: Any) -> Tuple[str, List[float]]:
