@@ -72,17 +72,17 @@ def read_image(img: ImageInput) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def quiet_mmengine() -> Iterator[None]:
-    """Silence mmengine's INFO logging (weight-init tables) for the block."""
+def quiet_mmengine(level: int = logging.WARNING) -> Iterator[None]:
+    """Let only mmengine log records of ``level`` and above pass for the block (default: no INFO tables)."""
     from mmengine.logging import MMLogger
 
     logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
 class BaseTask:

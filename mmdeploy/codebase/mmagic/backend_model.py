@@ -1,29 +1,20 @@
 """Run an exported super-resolution network and return mmagic DataSamples, as mmagic's predict does."""
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 from mmdeploy.codebase.base.device import on_backend_device
+from mmdeploy.codebase.base.task import quiet_mmengine
 
 
-@contextlib.contextmanager
-def quiet_missing_gt() -> Iterator[None]:
+def quiet_missing_gt() -> Any:
     """Hide mmagic's "Cannot find key 'gt_img'" warnings for the block: deploying has no ground truth.
 
     mmagic's ``DataPreprocessor`` logs one per image when a sample has no
     ``gt_img``; only errors of mmengine's logger pass meanwhile.
     """
-    from mmengine.logging import MMLogger
-
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return quiet_mmengine(logging.ERROR)
 
 
 class SuperResolutionBackendModel:
