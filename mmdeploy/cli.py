@@ -49,13 +49,40 @@ def _plugins(args: argparse.Namespace) -> int:
         print(f'  {info.name} [{info.source}] {state}; hooks: {", ".join(info.hooks) or "-"}')
     print('backends:')
     for entry in registry.backends.values():
-        state = 'available' if entry.available else f'unavailable: missing {", ".join(entry.missing)}'
-        print(f'  {entry.name} (from {entry.plugin}): {state}')
+        print(f'  {entry.name} (from {entry.plugin}): {_backend_state(entry)}')
     print('codebases:')
     for entry in registry.codebases.values():
         state = 'available' if entry.available else f'unavailable: missing {", ".join(entry.missing)}'
         print(f'  {entry.name} (from {entry.plugin}): {state}; tasks: {", ".join(entry.value)}')
     return 0
+
+
+def _backend_state(entry: Any) -> str:
+    """``available, <package> <version>`` of an engine, or ``unavailable: <why>``.
+
+    The packages are the distributions of the modules the backend registered
+    as ``requires``; each module is imported, so an installed engine that
+    cannot load (a missing shared library, ...) shows why.
+    """
+    import importlib
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    if not entry.available:
+        return f'unavailable: missing {", ".join(entry.missing)} (pip install {" ".join(entry.missing)})'
+    dists = packages_distributions()
+    found = []
+    for module in entry.requires:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 whatever breaks the engine's import is the reason shown
+            return f'unavailable: import {module} failed ({type(exc).__name__}: {_one_line(exc)[:200]})'
+        for dist in dists.get(module.split('.')[0], []) or [module]:
+            try:
+                found.append(f'{dist} {version(dist)}')
+            except PackageNotFoundError:
+                module_version = getattr(sys.modules.get(module), '__version__', None)
+                found.append(f'{module} {module_version or "(version unknown)"}')
+    return ', '.join(['available'] + sorted(set(found)))
 
 
 LOG_LEVELS = ('CRITICAL', 'ERROR', 'WARNING', 'INFO', 'DEBUG')

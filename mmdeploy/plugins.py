@@ -34,6 +34,8 @@ ENTRY_POINT_GROUP = 'mmdeploy'
 #: Built-in plugins: module paths, registered exactly like entry points.
 DEFAULT_PLUGINS: Tuple[str, ...] = (
     'mmdeploy.backend.onnxruntime.plugin',
+    'mmdeploy.backend.openvino.plugin',
+    'mmdeploy.backend.ncnn.plugin',
     'mmdeploy.codebase.mmpretrain.plugin',
     'mmdeploy.codebase.mmdet.plugin',
     'mmdeploy.codebase.mmagic.plugin',
@@ -64,6 +66,8 @@ class Entry:
     plugin: str
     value: Any
     missing: Tuple[str, ...] = ()
+    #: the Python modules it needs (``register(..., requires=...)``), for versions in listings
+    requires: Tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:
@@ -219,7 +223,7 @@ class PluginManager:
             if name in table:
                 raise PluginError(f'{kind} {name!r} from plugin {plugin!r} is refused: '
                                   f'plugin {table[name].plugin!r} already registered it')
-            table[name] = Entry(name, plugin, value, _missing_modules(requires))
+            table[name] = Entry(name, plugin, value, _missing_modules(requires), tuple(requires))
             self._added.append((table, name))
         return register
 

@@ -45,7 +45,7 @@ fi
 
 log "installing pinned requirements"
 "${PIP[@]}" -c requirements/constraints.txt -r requirements/runtime.txt -r requirements/codebases.txt \
-  -r requirements/mmagic.txt -r requirements/tests.txt
+  -r requirements/mmagic.txt -r requirements/tests.txt -r requirements/engines.txt
 # mmagic without its full requirements (mediapipe, face-alignment, ...): see requirements/mmagic.txt
 .venv/bin/python -c 'import mmagic' 2>/dev/null || "${PIP[@]}" --no-deps -c requirements/constraints.txt mmagic==1.2.0
 "${PIP[@]}" --no-deps --no-build-isolation -e .

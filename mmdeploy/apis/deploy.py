@@ -385,6 +385,9 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
         backend_files = progress.step(f'Convert for {backend}',
                                       lambda: onnx2backend(ir_files, backend, dcfg, stage.path, device),
                                       ticker=True)
+        # the engine may run another precision than asked for (OpenVINO: bf16 on CPUs that have it)
+        progress.info(f'{backend} runs in {get_backend_manager(backend).run_precision(backend_files, dcfg, device)} '
+                      f'(recorded in deploy.json)')
         progress.step('Write SDK meta (deploy.json, pipeline.json, detail.json)',
                       lambda: export2SDK(dcfg, mcfg, stage.path, model_checkpoint, device, backend_files))
         if not verify:

@@ -61,6 +61,7 @@ def export_task_model(task: Any, model: Any, img: Any, output_file: str) -> str:
     from mmdeploy.apis.onnx.export import export_onnx
     from mmdeploy.apis.onnx.passes import remove_marks, simplify
     from mmdeploy.apis.onnx.support import check_model
+    from mmdeploy.mmcv.ops.required_ops import check_backend_ops
     from mmdeploy.utils.files import _temp_path, atomic_write_bytes
 
     deploy_cfg = task.deploy_cfg
@@ -68,6 +69,7 @@ def export_task_model(task: Any, model: Any, img: Any, output_file: str) -> str:
     exporter, opset = get_exporter(deploy_cfg), ir_cfg.get('opset_version', 17)
     check_model(model, {'backend': get_backend(deploy_cfg), 'ir': 'onnx', 'exporter': exporter, 'opset': opset},
                 getattr(task, 'export_entry_methods', ()))
+    check_backend_ops(model, get_backend(deploy_cfg))  # custom ops (DCN, ...) the engine must have
     data, tensor = task.create_input(img, task.ir_input_shape(), model.data_preprocessor)
     partition = get_partition_config(deploy_cfg)
     # the raw export goes to a temporary name: output_file appears only once the passes ran

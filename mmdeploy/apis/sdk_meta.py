@@ -55,7 +55,8 @@ def sdk_meta(deploy_cfg: Any, model_cfg: Any, backend_files: Sequence[str],
     task = build_task_processor(model_cfg, deploy_cfg, device)
     backend = deploy_cfg.backend.type
     ir_cfg = deploy_cfg.onnx
-    files = get_backend_manager(backend).sdk_model_files(list(backend_files))
+    manager = get_backend_manager(backend)
+    files = manager.sdk_model_files(list(backend_files))
     if not files.get('net'):
         files = dict(files, net=ir_cfg.save_file)
     opset = _written_opset(work_dir, ir_cfg.save_file) or ir_cfg.export_opset
@@ -64,7 +65,8 @@ def sdk_meta(deploy_cfg: Any, model_cfg: Any, backend_files: Sequence[str],
         'task': task.sdk_task,
         'models': [{
             'name': task.get_model_name(), 'net': files['net'], 'weights': files.get('weights', ''),
-            'backend': backend, 'precision': deploy_cfg.backend.get('precision', 'FP32'), 'batch_size': 1,
+            'backend': backend, 'precision': manager.run_precision(list(backend_files), deploy_cfg, device),
+            'batch_size': 1,
             'dynamic_shape': bool(ir_cfg.dynamic_axes), 'opset_version': opset,
         }],
         'customs': sorted(task.sdk_custom_files()),

@@ -16,8 +16,14 @@ class BaseBackendManager:
 
     #: the value of ``backend_config.type``
     name: str = ''
-    #: custom ONNX ops (``'domain::Op'``) this engine runs; others are rejected before conversion
+    #: custom ONNX ops (``'domain::Op'``) this engine runs; others are rejected before conversion, and a
+    #: model whose modules export to one it lacks is refused before export (mmdeploy.mmcv.ops.required_ops)
     supported_custom_ops: Tuple[str, ...] = ()
+
+    @classmethod
+    def custom_ops_unavailable_reason(cls) -> Optional[str]:
+        """None when :attr:`supported_custom_ops` can run here, else why not (e.g. an op library not built)."""
+        return None
 
     @classmethod
     def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
@@ -45,6 +51,18 @@ class BaseBackendManager:
         (an engine with a weights file beside the graph overrides this).
         """
         return {'net': os.path.basename(backend_files[0]) if backend_files else '', 'weights': ''}
+
+    @classmethod
+    def run_precision(cls, backend_files: Sequence[str], deploy_cfg: Any, device: str = 'cpu') -> str:
+        """The arithmetic precision the engine runs ``backend_files`` at (``'FP32'``, ``'BF16'``, ...).
+
+        deploy.json's ``precision`` and ``mmdeploy deploy``'s output report it.
+        Default: ``backend_config.precision``, ``'FP32'`` when not set. An engine
+        that may run at another precision than the one asked for (OpenVINO
+        picks bf16 on CPUs that have it) reads it back from the engine.
+        """
+        section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
+        return str((section or {}).get('precision', None) or 'FP32').upper()
 
 
 class BaseWrapper:

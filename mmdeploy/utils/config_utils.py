@@ -139,6 +139,11 @@ def is_dynamic_batch(deploy_cfg: Any, input_name: Optional[str] = None) -> bool:
     return 0 in (get_dynamic_axes(deploy_cfg) or {}).get(name, ())
 
 
+
+def declares_dynamic_batch(deploy_cfg: Any) -> bool:
+    """True when ``onnx_config.dynamic_axes`` makes axis 0 of any input or output dynamic (list or dict form)."""
+    return any(0 in axes for axes in (get_dynamic_axes(deploy_cfg) or {}).values())
+
 def cfg_apply_marks(deploy_cfg: Any) -> bool:
     """True when ``partition_config.apply_marks`` asks for partition marks."""
     section = _cfg(deploy_cfg).get('partition_config', None) or {}

@@ -44,6 +44,19 @@ VERIFIED = {
     'PISASSDHead': 'tests/mmdet/test_subclass_heads.py [dynamo-PISASSDHead-ssd]',
     'ATSS': 'tests/mmdet/test_subclass_heads.py::test_atss_matches_pytorch [dynamo], [torchscript]',
     'ATSSHead': 'tests/mmdet/test_subclass_heads.py::test_atss_matches_pytorch [dynamo], [torchscript]',
+    # GFL / TOOD (own rewrites): test_detections_match_pytorch / test_graph_matches_rewritten_forward
+    'GFL': 'tests/mmdet/test_gfl_tood_vfnet.py [gfl-*]',
+    'GFLHead': 'tests/mmdet/test_gfl_tood_vfnet.py [gfl-*]',
+    'LDHead': 'tests/mmdet/test_gfl_tood_vfnet.py::test_ldhead_matches_pytorch (GFLHead with a distillation loss)',
+    'TOOD': 'tests/mmdet/test_gfl_tood_vfnet.py [tood-*], [tood_anchor_based-*]',
+    'TOODHead': 'tests/mmdet/test_gfl_tood_vfnet.py [tood-*], [tood_anchor_based-*]',
+    'VFNet': 'tests/mmdet/test_gfl_tood_vfnet.py [vfnet-*] (DCNv1 through the ONNX Runtime custom-op library)',
+    'VFNetHead': 'tests/mmdet/test_gfl_tood_vfnet.py [vfnet-*] (DCNv1 through the ONNX Runtime custom-op library)',
+    # test_detections_match_pytorch / test_graph_matches_rewritten_forward [<name>-<exporter>-<mode>]
+    'CenterNet': 'tests/mmdet/test_centernet_yolof.py [centernet-*]',
+    'CenterNetHead': 'tests/mmdet/test_centernet_yolof.py [centernet-*] (its own rewrite)',
+    'YOLOF': 'tests/mmdet/test_centernet_yolof.py [yolof-*]',
+    'YOLOFHead': 'tests/mmdet/test_centernet_yolof.py [yolof-*] (generic dense-head rewrite)',
     # two-stage: test_detection_matches_pytorch / test_instance_seg_matches_pytorch
     'FasterRCNN': f'{TWO_STAGE} [faster_rcnn]',
     'CascadeRCNN': f'{TWO_STAGE} [cascade_rcnn], [cascade_mask_rcnn]',
@@ -59,6 +72,21 @@ VERIFIED = {
     # base classes the configs above instantiate only through subclasses that add nothing to inference
     'TwoStageDetector': f'{TWO_STAGE} [faster_rcnn] (FasterRCNN adds only __init__ to TwoStageDetector)',
     'BBoxHead': f'{TWO_STAGE} [faster_rcnn] (its rewrite runs there; Shared2FCBBoxHead changes only forward)',
+    # single-stage instance segmentation: test_solov2_matches_pytorch (both exporters, static and dynamic)
+    'SOLOv2': 'tests/mmdet/test_solov2.py (every case)',
+    'SOLOV2Head': 'tests/mmdet/test_solov2.py (every case)',
+    'SingleStageInstanceSegmentor': 'tests/mmdet/test_solov2.py (SOLOv2 adds only __init__; the rewrite refuses '
+                                    'any mask head but SOLOV2Head and any bbox_head)',
+    # RTMDet / RTMDet-Ins: test_detections_match_pytorch / test_graph_matches_rewritten_forward
+    'RTMDet': 'tests/mmdet/test_rtmdet.py (every case)',
+    'RTMDetSepBNHead': 'tests/mmdet/test_rtmdet.py [rtmdet_tiny-*], [rtmdet_s-*]',
+    'RTMDetHead': 'tests/mmdet/test_rtmdet.py [rtmdet_shared-*] (the tiny config with the shared-conv head)',
+    'RTMDetInsSepBNHead': 'tests/mmdet/test_rtmdet.py [rtmdet_ins_tiny-*]',
+    'RTMDetInsHead': 'tests/mmdet/test_rtmdet.py [rtmdet_ins_shared-*] (the tiny config with the shared-conv head)',
+    # DETR family: test_detections_match_pytorch / test_graph_matches_rewritten_forward [<name>-<exporter>-<mode>]
+    'DETR': 'tests/mmdet/test_detr.py [detr-*]',
+    'ConditionalDETR': 'tests/mmdet/test_detr.py [conditional_detr-*]',
+    'DetectionTransformer': 'tests/mmdet/test_detr.py (abstract: its forward rewrite runs for DETR and ConditionalDETR)',
 }
 
 
@@ -204,11 +232,8 @@ def test_verified_classes_are_accepted():
 
 
 @pytest.mark.parametrize('name,method', [
-    ('GFLHead', '_predict_by_feat_single'),  # distribution-based box decoding
-    ('TOODHead', '_predict_by_feat_single'),
     ('FoveaHead', '_predict_by_feat_single'),
     ('PAAHead', 'predict_by_feat'),
-    ('RTMDetInsSepBNHead', 'predict_by_feat'),  # instance masks from its own predict_by_feat
     ('SABLHead', '_predict_by_feat_single'),
     ('HybridTaskCascadeRoIHead', 'predict'),
     ('MaskFormer', 'predict'),

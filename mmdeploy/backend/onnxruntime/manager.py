@@ -5,6 +5,7 @@ import os
 from typing import Any, List, Optional, Sequence
 
 from mmdeploy.backend.base import BaseBackendManager
+from mmdeploy.backend.onnxruntime.ops import LIBRARY_OPS, library_unavailable_reason
 from mmdeploy.errors import InputFileError
 
 
@@ -12,8 +13,13 @@ class ONNXRuntimeManager(BaseBackendManager):
     """ONNX Runtime: ``to_backend`` checks the ONNX files; the wrapper runs them."""
 
     name = 'onnxruntime'
-    #: standard ONNX covers what mmdeploy exports for ORT; marks are removed before
-    supported_custom_ops = ()
+    #: run by the custom-op library of csrc/ops (registered on the session when the graph uses them)
+    supported_custom_ops = LIBRARY_OPS
+
+    @classmethod
+    def custom_ops_unavailable_reason(cls) -> Optional[str]:
+        """None when the custom-op library is built, else why not (see :mod:`mmdeploy.mmcv.ops.required_ops`)."""
+        return library_unavailable_reason()
 
     @classmethod
     def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,

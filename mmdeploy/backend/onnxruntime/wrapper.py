@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from mmdeploy.backend.base import BaseWrapper
+from mmdeploy.backend.onnxruntime.ops import register_if_needed
 from mmdeploy.errors import BackendUnavailableError, ConfigError, InputDataError, ModelFileError
 
 _ORT_TO_NUMPY = {
@@ -87,6 +88,7 @@ class ORTWrapper(BaseWrapper):
         options = ort.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
+        register_if_needed(options, onnx_file)  # csrc/ops, when the graph uses one of its ops
         self.device = device
         try:
             self.session = ort.InferenceSession(onnx_file, options, providers=_providers_for(device, providers))

@@ -110,6 +110,10 @@ class BaseTask:
     sdk_postprocess_inputs: Tuple[str, ...] = ('prep_output', 'infer_output')
     #: pip distribution of the codebase, for detail.json's version (default: ``codebase``)
     distribution: str = ''
+    #: apply the options of the config's ``LoadImageFromFile`` (``to_float32``, ``color_type``) to images given
+    #: as arrays, before the test pipeline (see :mod:`mmdeploy.codebase.base.image_loader`); False for a task
+    #: whose ``_test_pipeline`` loads the arrays itself
+    config_loader_on_arrays: bool = True
 
     def __init__(self, model_cfg: Any, deploy_cfg: Any, device: str = 'cpu') -> None:
         self.model_cfg = model_cfg
@@ -228,13 +232,17 @@ class BaseTask:
 
         self.init_scope()
         images = imgs if isinstance(imgs, (list, tuple)) else [imgs]
+        from mmdeploy.codebase.base.image_loader import array_loader
+
         pipeline = Compose(self._test_pipeline(input_shape))
+        loader = array_loader(self.model_cfg) if self.config_loader_on_arrays else None
         samples = []
         for index, img in enumerate(images):
             array = read_image(img)
             path = os.fspath(img) if isinstance(img, (str, os.PathLike)) else ''
-            samples.append(pipeline(dict(img=array, img_id=index, img_path=path, img_shape=array.shape[:2],
-                                         ori_shape=array.shape[:2])))
+            results = dict(img=array, img_id=index, img_path=path, img_shape=array.shape[:2],
+                           ori_shape=array.shape[:2])
+            samples.append(pipeline(loader(results) if loader is not None else results))
         data = pseudo_collate(samples)
         if data_preprocessor is None:
             return data, None

@@ -36,6 +36,8 @@ class SuperResolution(BaseTask):
     sdk_postprocess_inputs = ('infer_output',)
     #: the graph's image comes from a rewritten forward (see mmdeploy/apis/onnx/support.py)
     export_entry_methods = ('forward',)
+    #: the test pipeline starts with LoadImageArray, which applies the config's loader options itself
+    config_loader_on_arrays = False
 
     def __init__(self, model_cfg: Any, deploy_cfg: Any, device: str = 'cpu') -> None:
         from mmdeploy.codebase.mmagic.model_config import test_time_config

@@ -12,7 +12,8 @@ def rows_to_instances(dets: Any, labels: Any, meta: Dict[str, Any], clip: bool =
                       min_bbox_size: float = -1) -> Any:
     """One image's padded ``dets [K, 5]`` / ``labels [K]`` -> mmdet ``InstanceData`` in original-image pixels.
 
-    Padding rows (score <= 0) are dropped. With ``clip`` the boxes are clipped
+    Padding rows (score <= 0) are dropped. The image's offset in the input
+    (``meta['border']``: top, bottom, left, right) is subtracted. With ``clip`` the boxes are clipped
     to ``meta['img_shape']`` first (the graph could only clip to the padded
     input); boxes then rescaled not wider and higher than ``min_bbox_size``
     are dropped, as mmdet does (< 0: no filter).
@@ -23,6 +24,9 @@ def rows_to_instances(dets: Any, labels: Any, meta: Dict[str, Any], clip: bool =
     dets, labels = torch.as_tensor(dets), torch.as_tensor(labels)
     keep = dets[:, 4] > 0
     boxes, scores, labels = dets[keep, :4].float(), dets[keep, 4].float(), labels[keep].long()
+    if meta.get('border') is not None:  # RandomCenterCropPad put the image at (left, top) of the input (CenterNet)
+        top, left = float(meta['border'][0]), float(meta['border'][2])
+        boxes = boxes - boxes.new_tensor([left, top, left, top])
     if clip and meta.get('img_shape') is not None:
         height, width = meta['img_shape'][:2]
         boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),

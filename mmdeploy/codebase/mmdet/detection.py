@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -11,7 +12,15 @@ from mmdeploy.codebase.base.task import BaseTask
 #: test-pipeline steps that read files or annotations; the converter feeds arrays
 _DROPPED_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'LoadPanopticAnnotations')
 #: heads whose decoded boxes mmdet never clips, whatever their box coder
-_UNCLIPPED_HEADS = ('YOLOXHead', 'YOLOV3Head')
+_UNCLIPPED_HEADS = ('YOLOXHead', 'YOLOV3Head', 'TOODHead')
+
+
+def files_per_model(backend_files: Sequence[str]) -> List[List[str]]:
+    """Backend files grouped by sub-model, in order: one model's files share a stem (``p0.param`` + ``p0.bin``)."""
+    groups: Dict[str, List[str]] = {}
+    for f in backend_files:
+        groups.setdefault(os.path.splitext(os.fspath(f))[0], []).append(f)
+    return list(groups.values())
 
 
 class ObjectDetection(BaseTask):
@@ -39,7 +48,7 @@ class ObjectDetection(BaseTask):
 
     def _num_classes(self) -> Optional[int]:
         model = self.model_cfg.model
-        head = model.get('bbox_head') or (model.get('roi_head') or {}).get('bbox_head')
+        head = model.get('bbox_head') or (model.get('roi_head') or {}).get('bbox_head') or model.get('mask_head')
         if isinstance(head, (list, tuple)):
             head = head[-1]
         return head.get('num_classes') if head else None
@@ -47,11 +56,18 @@ class ObjectDetection(BaseTask):
     def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Dict[str, Any]]:
         cfg = self.model_cfg
         pipeline = copy.deepcopy(cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline)
+        to_float32 = any(t['type'] == 'LoadImageFromFile' and t.get('to_float32') for t in pipeline)
         pipeline = [dict(t) for t in pipeline if t['type'] not in _DROPPED_TRANSFORMS]
         if input_shape:
             # a static export fixes the size: resize straight to it, as the SDK will
             pipeline = [t for t in pipeline if t['type'] not in ('Resize', 'Pad', 'RandomFlip')]
             pipeline.insert(0, dict(type='Resize', scale=tuple(input_shape), keep_ratio=False))
+            for step in pipeline:  # mmdet and the backend model undo that resize only with scale_factor
+                keys = step.get('meta_keys')
+                if step['type'] == 'PackDetInputs' and keys is not None and 'scale_factor' not in keys:
+                    step['meta_keys'] = (*keys, 'scale_factor')
+        if to_float32:  # arrays come as uint8; e.g. CenterNet's RandomCenterCropPad asserts float32
+            pipeline.insert(0, dict(type='LoadImageFromNDArray', to_float32=True))
         return pipeline
 
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
@@ -65,8 +81,10 @@ class ObjectDetection(BaseTask):
         """
         from mmdeploy.codebase.mmdet.post_processing import stable_tie_order
 
+        from mmdeploy.codebase.mmdet.instance.masks import boxes_from_masks
+
         with stable_tie_order():
-            return super().run_pytorch(model, data)
+            return boxes_from_masks(super().run_pytorch(model, data))  # SOLO: boxes of its masks, as mmdet's
 
     # --------------------------------------------------------- backend side
     def _box_head_and_test_cfg(self) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -100,15 +118,29 @@ class ObjectDetection(BaseTask):
         from mmdeploy.utils.config import get_backend, get_ir_config, get_partition_config
 
         manager = get_backend_manager(get_backend(self.deploy_cfg))
+        if (get_partition_config(self.deploy_cfg) or {}).get('type') == 'two_stage_head':  # mmdet's glue in torch
+            from mmdeploy.codebase.mmdet.two_stage.head_partition_model import TwoStageHeadPartitionModel
+
+            wrappers = [manager.build_wrapper(files, self.device, self.deploy_cfg)
+                        for files in files_per_model(backend_files)]
+            # an engine converted at a fixed number of RoIs (ncnn) runs them in chunks of it
+            fixed = (getattr(wrappers[1], 'fixed_input_shapes', None) or {}).get('bbox_feats') or [None]
+            return TwoStageHeadPartitionModel(wrappers, self.build_data_preprocessor(), self.model_cfg,
+                                              fixed[0] if len(fixed) == 4 else None)
         if (get_partition_config(self.deploy_cfg) or {}).get('type') == 'two_stage':  # two graphs, glued in torch
             from mmdeploy.codebase.mmdet.two_stage.partition_model import TwoStagePartitionModel
 
-            wrappers = [manager.build_wrapper([f], self.device, self.deploy_cfg) for f in backend_files]
+            wrappers = [manager.build_wrapper(files, self.device, self.deploy_cfg)
+                        for files in files_per_model(backend_files)]
             return TwoStagePartitionModel(wrappers, self.build_data_preprocessor(), self.model_cfg,
                                           self.deploy_cfg, self._post_params()[0])
         wrapper = manager.build_wrapper(backend_files, self.device, self.deploy_cfg)
         output_names = get_ir_config(self.deploy_cfg).get('output_names') or ['dets', 'labels']
         clip, min_size = self._post_params()
+        if (get_partition_config(self.deploy_cfg) or {}).get('type') == 'single_stage_head':  # head maps out
+            from mmdeploy.codebase.mmdet.one_stage.head_partition_model import HeadPartitionModel
+
+            return HeadPartitionModel(wrapper, self.build_data_preprocessor(), self.model_cfg)
         if (get_partition_config(self.deploy_cfg) or {}).get('type') == 'single_stage':  # NMS in torch
             from mmdeploy.codebase.mmdet.one_stage.partition_model import SingleStagePartitionModel
             from mmdeploy.codebase.mmdet.post_processing import nms_params
@@ -117,8 +149,21 @@ class ObjectDetection(BaseTask):
             parts = get_partition_config(self.deploy_cfg).get('partition_cfg') or self.get_partition_cfg('single_stage')
             return SingleStagePartitionModel(wrapper, self.build_data_preprocessor(), nms,
                                              parts[0].get('output_names') or ('boxes', 'scores'), clip, min_size)
+        from mmdeploy.codebase.mmdet.instance.masks import is_single_stage_instance_seg
+
+        if is_single_stage_instance_seg(self.model_cfg):  # SOLOv2: full masks resized as mmdet does
+            from mmdeploy.codebase.mmdet.instance.masks import SOLOBackendModel, solo_params
+
+            return SOLOBackendModel(wrapper, self.build_data_preprocessor(), output_names[:3],
+                                    **solo_params(self.model_cfg))
         if len(output_names) > 2 and output_names[2] == 'masks':  # instance segmentation: paste the masks
+            from mmdeploy.codebase.mmdet.one_stage.rtmdet import (RTMDetInsBackendModel, is_rtmdet_ins,
+                                                                  rtmdet_mask_thr_binary)
             from mmdeploy.codebase.mmdet.two_stage.masks import MaskDetectionBackendModel, mask_thr_binary
+
+            if is_rtmdet_ins(self.model_cfg):  # image-sized masks: resized, not pasted
+                return RTMDetInsBackendModel(wrapper, self.build_data_preprocessor(), output_names[:3], clip,
+                                             rtmdet_mask_thr_binary(self.model_cfg))
 
             return MaskDetectionBackendModel(wrapper, self.build_data_preprocessor(), output_names[:3], clip,
                                              mask_thr_binary(self.model_cfg))
@@ -305,6 +350,9 @@ class ObjectDetection(BaseTask):
             step = dict(step)
             if step['type'] == 'PackDetInputs':
                 continue
+            if step['type'] == 'LoadImageFromNDArray':  # the test pipeline's own loader option
+                transforms[0]['to_float32'] = True
+                continue
             if step['type'] == 'Resize' and 'scale' in step:
                 step['size'] = tuple(step.pop('scale'))  # the SDK's name; mmdet's (width, height) order
             transforms.append(step)
@@ -327,7 +375,11 @@ class ObjectDetection(BaseTask):
         :mod:`mmdeploy.codebase.mmdet.two_stage.detector`), whatever the
         deploy config's ``output_names``.
         """
-        return bool((self.model_cfg.model.get('roi_head') or {}).get('mask_head'))
+        from mmdeploy.codebase.mmdet.one_stage.rtmdet import is_rtmdet_ins
+
+        return bool((self.model_cfg.model.get('roi_head') or {}).get('mask_head')
+                    or self.model_cfg.model.get('mask_head')  # SOLOv2
+                    or is_rtmdet_ins(self.model_cfg))
 
     def get_postprocess(self) -> Dict[str, Any]:
         """``ResizeBBox`` with the model's test config (thresholds, max detections).
@@ -346,6 +398,12 @@ class ObjectDetection(BaseTask):
             from mmdeploy.codebase.mmdet.two_stage.masks import mask_thr_binary
 
             post['mask_thr_binary'] = mask_thr_binary(self.model_cfg)
+            from mmdeploy.codebase.mmdet.one_stage.rtmdet import is_rtmdet_ins, rtmdet_mask_thr_binary
+
+            if is_rtmdet_ins(self.model_cfg):  # test_cfg.mask_thr_binary; masks already image-sized
+                post.update(mask_thr_binary=rtmdet_mask_thr_binary(self.model_cfg), is_resize_mask=True)
+            elif not self.model_cfg.model.get('roi_head'):  # SOLOv2's test_cfg.mask_thr
+                post['mask_thr_binary'] = float((self.model_cfg.model.get('test_cfg') or {}).get('mask_thr', 0.5))
             return dict(type='ResizeInstanceMask', params=post)
         return dict(type='ResizeBBox', params=post)
 

@@ -13,6 +13,14 @@ from mmdeploy.utils.deploy_config import ConfigKey
 REWRITE_MODULES: Tuple[str, ...] = (
     'mmdeploy.codebase.mmdet.one_stage.detector',
     'mmdeploy.codebase.mmdet.one_stage.dense_heads',
+    'mmdeploy.codebase.mmdet.one_stage.rtmdet',  # RTMDet, RTMDet-Ins
+    'mmdeploy.codebase.mmdet.one_stage.centernet_yolof',
+    # GFL, TOOD (no custom op), VFNet (DCNv1: mmcv::MMCVDeformConv2d)
+    'mmdeploy.codebase.mmdet.one_stage.gfl_head',
+    'mmdeploy.codebase.mmdet.one_stage.tood_head',
+    'mmdeploy.codebase.mmdet.one_stage.vfnet_head',
+    # transformer detectors (DETR, Conditional DETR; Deformable DETR / DINO refused)
+    'mmdeploy.codebase.mmdet.detr.detector',
     # two-stage detectors (Faster / Cascade / Mask R-CNN)
     'mmdeploy.codebase.mmdet.two_stage.detector',
     'mmdeploy.codebase.mmdet.two_stage.rpn_head',
@@ -21,6 +29,9 @@ REWRITE_MODULES: Tuple[str, ...] = (
     'mmdeploy.codebase.mmdet.two_stage.roi_head',
     'mmdeploy.codebase.mmdet.two_stage.cascade_roi_head',
     'mmdeploy.codebase.mmdet.two_stage.mask_head',
+    # single-stage instance segmentation (SOLOv2) and box transforms whose export branch imports mmdet.core
+    'mmdeploy.codebase.mmdet.instance.solov2',
+    'mmdeploy.codebase.mmdet.box_transforms',
 )
 
 #: predefined partitions, by ``partition_config.type``
@@ -35,6 +46,32 @@ PARTITIONS: Dict[str, List[Dict[str, Any]]] = {
                       'boxes': {0: 'batch', 1: 'num_boxes'},
                       'scores': {0: 'batch', 1: 'num_boxes'}},
     )],
+    # backbone + neck + the dense head's raw maps (head.<output>.<level>); the head's own decoding,
+    # top-k and NMS run outside the graph (engines without TopK / NMS: ncnn)
+    'single_stage_head': [dict(
+        save_file='partition0.onnx',
+        start=['detector_forward:input'],
+        end=['dense_head_forward:output'],
+        dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}},
+    )],
+    # two-stage for engines without TopK / NMS (ncnn): partition0 = backbone + neck + the RPN head's raw maps
+    # (feat.*, rpn.<output>.<level>); mmdet's RPN decoding / NMS and RoI extraction run outside;
+    # partition1 = the box head on the RoI features, as in 'two_stage'
+    'two_stage_head': [
+        dict(
+            save_file='partition0.onnx',
+            start=['detector_forward:input'],
+            end=['extract_feat:output', 'rpn_head_forward:output'],
+            dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}},
+        ),
+        dict(
+            save_file='partition1.onnx',
+            start=['roi_extractor:output'],
+            end=['bbox_head_forward:output'],
+            dynamic_axes={'bbox_feats': {0: 'num_rois'}, 'cls_score': {0: 'num_rois'},
+                          'bbox_pred': {0: 'num_rois'}},
+        ),
+    ],
     # two-stage: partition0 = backbone + neck + RPN up to the RPN's NMS inputs (outputs the FPN
     # levels feat.0 ... and the RPN boxes / scores); RPN NMS and RoI extraction run outside;
     # partition1 = the box head on the RoI features (outputs cls_score, bbox_pred)

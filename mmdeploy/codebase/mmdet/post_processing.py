@@ -86,7 +86,8 @@ def stable_tie_order() -> Iterator[None]:
     (whose order of equal scores is arbitrary), so when scores tie exactly
     (a flat image area gives many priors the same features) which boxes it
     keeps follows no rule, and moves by hundreds of pixels when only the tie
-    order changes. Inside this context ``Tensor.sort`` is stable and mmcv's
+    order changes. Inside this context ``Tensor.sort`` is stable, ``topk``
+    (CenterNet's heatmap peaks) takes equal values by lower index and mmcv's
     ``nms`` is torchvision's (equal scores: lower index first), the rule the
     graph follows; results without ties are unchanged.
 
@@ -100,11 +101,16 @@ def stable_tie_order() -> Iterator[None]:
     import torchvision
 
     nms_module = sys.modules['mmcv.ops.nms']
-    sort, nms = torch.Tensor.sort, nms_module.nms
+    sort, nms, topk, tensor_topk = torch.Tensor.sort, nms_module.nms, torch.topk, torch.Tensor.topk
 
     def stable_sort(self: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs['stable'] = True
         return sort(self, *args, **kwargs)
+
+    def stable_topk(self: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+        # a sorted result is a valid answer to sorted=False too
+        values, index = sort(self, dim=dim, descending=largest, stable=True)
+        return values.narrow(dim, 0, k), index.narrow(dim, 0, k)
 
     def stable_nms(boxes: Any, scores: Any, iou_threshold: float, offset: int = 0, score_threshold: float = 0,
                    max_num: int = -1) -> Any:
@@ -114,7 +120,9 @@ def stable_tie_order() -> Iterator[None]:
         return torch.cat([boxes[keep], scores[keep, None]], 1), keep
 
     torch.Tensor.sort, nms_module.nms = stable_sort, stable_nms
+    torch.topk = torch.Tensor.topk = stable_topk
     try:
         yield
     finally:
         torch.Tensor.sort, nms_module.nms = sort, nms
+        torch.topk, torch.Tensor.topk = topk, tensor_topk

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from mmdeploy.core import FUNCTION_REWRITER
+from mmdeploy.utils.config_utils import declares_dynamic_batch
 
 #: the window attention below replaces forward and the three helpers it calls (a subclass overriding
 #: one of them is refused); ``w_msa`` (the attention inside one window) is still the model's own
@@ -96,13 +97,6 @@ def _shift_mask(rows: Any, cols: Any, window: int, shift: Any, device: Any) -> A
     return differs.float() * -100.0
 
 
-def _batch_declared_dynamic(cfg: Any) -> bool:
-    """True when the deploy config's ``onnx_config.dynamic_axes`` makes axis 0 of some input dynamic."""
-    onnx_cfg = (cfg.get('onnx_config', None) if hasattr(cfg, 'get') else None) or {}
-    axes = onnx_cfg.get('dynamic_axes', None) or {}
-    return any(0 in (list(v) if not hasattr(v, 'keys') else list(v.keys())) for v in axes.values())
-
-
 def _refuse_fixed_sizes_under_dynamo(batch: Any, rows: Any, cols: Any, window: int) -> None:
     """Raise UnsupportedModelError where torch.export would fix a size the deploy config declares dynamic.
 
@@ -120,7 +114,7 @@ def _refuse_fixed_sizes_under_dynamo(batch: Any, rows: Any, cols: Any, window: i
     fixed = []
     if not isinstance(batch, torch.SymInt):
         cfg = FUNCTION_REWRITER.get_context().cfg
-        if _batch_declared_dynamic(cfg):
+        if declares_dynamic_batch(cfg):
             fixed.append('the batch (the example has 1 image)')
     if rows == 1 or cols == 1:
         fixed.append(f'the window count of a stage whose feature map is one {window}x{window} window')

@@ -16,6 +16,9 @@ from mmdeploy.hookspecs import hookimpl
 CUSTOM_OP_REGISTRARS: Tuple[Tuple[str, str], ...] = (
     ('mmdeploy.mmcv.ops.nms', 'register_nms'),
     ('mmdeploy.mmcv.ops.roi_align', 'register_roi_align'),
+    ('mmdeploy.mmcv.ops.deform_conv', 'register_deform_conv'),
+    ('mmdeploy.mmcv.ops.modulated_deform_conv', 'register_modulated_deform_conv'),
+    ('mmdeploy.mmcv.ops.ms_deform_attn', 'register_ms_deform_attn'),
 )
 
 

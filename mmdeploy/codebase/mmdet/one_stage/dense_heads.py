@@ -132,7 +132,9 @@ def _params(head: Any, cfg: Any) -> NMSParams:
     # tests/mmdet/test_one_stage_detectors.py (retinanet, fcos, ssd); their subclasses that add only
     # losses: tests/mmdet/test_subclass_heads.py
     verified=('mmdet.models.dense_heads.RetinaHead', 'mmdet.models.dense_heads.FCOSHead',
-              'mmdet.models.dense_heads.SSDHead', 'mmdet.models.dense_heads.ATSSHead'),
+              'mmdet.models.dense_heads.SSDHead', 'mmdet.models.dense_heads.ATSSHead',
+              # overrides forward_single only (same output layout): tests/mmdet/test_centernet_yolof.py
+              'mmdet.models.dense_heads.YOLOFHead'),
     refused={'mmdet.models.dense_heads.NASFCOSHead': 'its DCNv2 convolutions have no ONNX export'})
 def base_dense_head__predict_by_feat(self: Any, cls_scores: List[Any], bbox_preds: List[Any],
                                      score_factors: Optional[List[Any]] = None,

@@ -18,19 +18,48 @@ def export_img_metas(inputs: Any, data_samples: Optional[Sequence[Any]]) -> List
     return [dict(meta, img_shape=img_shape) for meta in metas]
 
 
+
+def refuse_dynamo_dynamic_batch(model: Any, data_samples: Optional[Sequence[Any]], why: str) -> None:
+    """Refuse a one-image dynamo export under a config that declares a dynamic batch, for models whose graph
+    then only runs a batch of 1 (``why`` says what torch.export fixes); the TorchScript exporter keeps it.
+
+    Raises:
+        UnsupportedModelError: the exporter is dynamo, the example has one image and an axis 0 of
+            ``onnx_config.dynamic_axes`` is dynamic.
+    """
+    ctx = FUNCTION_REWRITER.get_context()
+    if ctx.extra.get('exporter') != 'dynamo' or len(data_samples or [None]) != 1:
+        return
+    from mmdeploy.errors import UnsupportedModelError
+    from mmdeploy.utils.config_utils import declares_dynamic_batch
+
+    if not declares_dynamic_batch(ctx.cfg):
+        return
+
+    raise UnsupportedModelError(
+        f"{type(model).__name__} under the dynamo exporter with a dynamic batch: {why}; use '--exporter torchscript' "
+        "(or onnx_config.exporter='torchscript'), or keep only height and width in onnx_config.dynamic_axes")
+
 # the marked parameter is named like the graph input, so a partition starting here keeps that name
 @mark('detector_forward', inputs=['input'], outputs=['dets', 'labels'])
 def _detector_forward(self: Any, input: Any, batch_img_metas: List[dict]) -> Tuple[Any, Any]:  # noqa: A002
     feats = self.extract_feat(input)
-    return self.bbox_head.predict_by_feat(*self.bbox_head(feats), batch_img_metas=batch_img_metas,
-                                          rescale=False)
+    return self.bbox_head.predict_by_feat(*_dense_head_forward(self.bbox_head, feats),
+                                          batch_img_metas=batch_img_metas, rescale=False)
+
+
+# the head's raw maps (tuple of per-level lists), named head.<output>.<level> where a partition cuts here
+# ('single_stage_head': engines without TopK / NMS, such as ncnn, run up to these)
+@mark('dense_head_forward', inputs=[], outputs='head')
+def _dense_head_forward(head: Any, feats: Any) -> Tuple[Any, ...]:
+    return head(feats)
 
 
 #: one-stage detector classes that override nothing the rewrite relies on but were never verified (their
 #: usual heads decode their own way and are refused too)
-UNVERIFIED_DETECTORS = ('AutoAssign', 'CenterNet', 'CornerNet', 'DDOD', 'FOVEA', 'FSAF', 'GFL',
-                        'KnowledgeDistillationSingleStageDetector', 'NASFCOS', 'PAA', 'RPN', 'RTMDet',
-                        'RepPointsDetector', 'TOOD', 'VFNet', 'YOLOF')
+UNVERIFIED_DETECTORS = ('AutoAssign', 'CornerNet', 'DDOD', 'FOVEA', 'FSAF',
+                        'KnowledgeDistillationSingleStageDetector', 'NASFCOS', 'PAA', 'RPN',
+                        'RepPointsDetector')
 
 
 # verified: tests/mmdet/test_one_stage_detectors.py (RetinaNet, FCOS, YOLOX, SSD, YOLOv3)

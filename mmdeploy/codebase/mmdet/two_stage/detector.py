@@ -26,8 +26,8 @@ def _predict(self: Any, inputs: Any, batch_img_metas: List[dict]) -> Tuple[Any, 
     if not self.with_rpn:
         raise NotImplementedError('two-stage detectors without an RPN (precomputed proposals) '
                                   'cannot be exported: the graph has no proposal input')
-    proposals, _ = self.rpn_head.predict_by_feat(*self.rpn_head(feats), batch_img_metas=batch_img_metas,
-                                                 rescale=False)
+    proposals, _ = self.rpn_head.predict_by_feat(*_rpn_head_forward(self.rpn_head, feats),
+                                                 batch_img_metas=batch_img_metas, rescale=False)
     roi_head = self.roi_head
     dets, labels = roi_head.predict_bbox(feats, batch_img_metas, proposals, rcnn_test_cfg=roi_head.test_cfg,
                                          rescale=False)
@@ -35,6 +35,13 @@ def _predict(self: Any, inputs: Any, batch_img_metas: List[dict]) -> Tuple[Any, 
         return dets, labels
     masks = roi_head.predict_mask(feats, batch_img_metas, (dets, labels), rescale=False)
     return dets, labels, masks
+
+
+# the RPN's raw maps, named rpn.<output>.<level> where a partition cuts here ('two_stage_head': engines
+# without TopK / NMS, such as ncnn, run up to these and the box head; mmdet's RPN decoding runs between)
+@mark('rpn_head_forward', inputs=[], outputs='rpn')
+def _rpn_head_forward(rpn_head: Any, feats: Any) -> Tuple[Any, ...]:
+    return rpn_head(feats)
 
 
 # the marked parameter is named like the graph input, so a partition starting here keeps that name

@@ -1,0 +1,1 @@
+_base_ = ['./super-resolution_static.py', '../_base_/backends/openvino.py']

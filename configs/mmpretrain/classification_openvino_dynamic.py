@@ -1,0 +1,1 @@
+_base_ = ['./classification_dynamic.py', '../_base_/backends/openvino.py']

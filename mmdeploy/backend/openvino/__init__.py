@@ -1,0 +1,1 @@
+"""OpenVINO backend plugin (``backend_config.type = 'openvino'``)."""

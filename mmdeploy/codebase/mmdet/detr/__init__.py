@@ -1,0 +1,1 @@
+"""DETR-family detectors (DETR, Conditional DETR): transformer detectors without NMS."""
