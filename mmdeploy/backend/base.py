@@ -82,6 +82,30 @@ class BaseWrapper:
     def __call__(self, inputs: Mapping[str, Any]) -> Dict[str, Any]:
         return self.forward(inputs)
 
+    def check_named_inputs(self, inputs: Any, handle: Any, known: Optional[Sequence[str]] = None) -> bool:
+        """Check ``inputs`` before a run: the wrapper is open (``handle`` not None), ``inputs`` a dict naming every
+        input and nothing else (``known``: accepted names, default :attr:`input_names`).
+
+        Returns:
+            True when any value is a torch tensor (the outputs then go back as torch tensors).
+
+        Raises:
+            InputDataError: with what to change.
+        """
+        from mmdeploy.errors import InputDataError
+
+        if handle is None:
+            raise InputDataError(f'this {type(self).__name__} was closed; build a new one to run the model')
+        if not isinstance(inputs, Mapping):
+            raise InputDataError(f'inputs must be a dict {{name: array}} with names {self.input_names}, '
+                                 f'got {type(inputs).__name__}')
+        known = self.input_names if known is None else known
+        missing = [n for n in self.input_names if n not in inputs]
+        unknown = [n for n in inputs if n not in known]
+        if missing or unknown:
+            raise InputDataError(f'inputs must be named {self.input_names}; missing {missing}, unknown {unknown}')
+        return any(type(v).__module__.startswith('torch') for v in inputs.values())
+
     def close(self) -> None:
         """Release the engine's resources (no-op by default)."""
 

@@ -123,3 +123,48 @@ def detections(results) -> list:
         out.append((inst.bboxes.numpy().reshape(-1, 4), inst.scores.numpy().reshape(-1),
                     inst.labels.numpy().reshape(-1)))
     return out
+
+
+#: default tolerances of the one-stage tests (why: tests/mmdet/test_one_stage_detectors.py's docstring)
+BOX_ATOL = 1e-2  # pixels of the network input / original image (both ~320 px)
+SCORE_ATOL = 1e-4
+
+
+def match_detections(expected, actual, box_atol=BOX_ATOL, score_atol=SCORE_ATOL):
+    """Pair every expected detection with an unused actual one of the same label; return max diffs.
+
+    The pairing is deploy's own (:func:`mmdeploy.apis.verify.match_detections`);
+    the order of near-equal scores may differ between the sides, so rows are
+    matched rather than compared by position.
+    """
+    from mmdeploy.apis.verify import match_detections as match
+
+    assert len(expected[1]) == len(actual[1]), \
+        f'{len(expected[1])} detections in PyTorch, {len(actual[1])} in the backend'
+    result = match(expected, actual, box_atol, score_atol)
+    assert not result.unpaired_expected, f'detections {result.unpaired_expected} have no counterpart with that label'
+    assert result.max_box_diff <= box_atol, f'box diff {result.max_box_diff} px > {box_atol}'
+    assert result.max_score_diff <= score_atol, f'score diff {result.max_score_diff} > {score_atol}'
+    return result.max_box_diff, result.max_score_diff
+
+
+def graph_matches_rewritten_forward(case, image, rows):
+    """The raw graph outputs of ``case.onnx_file`` on ``image`` match the rewritten forward run eagerly under a
+    RewriterContext (same code path as the export): ``rows`` rows of ``dets`` / ``labels``, detections matched.
+
+    Returns ``(raw graph outputs, mask of its valid rows)``.
+    """
+    from mmdeploy.core import RewriterContext
+
+    task = case.task
+    data, inputs = task.create_input(image, task.ir_input_shape(), case.model.data_preprocessor)
+    raw = task.build_backend_model([case.onnx_file]).forward_raw(inputs)
+    with RewriterContext(task.deploy_cfg, backend='onnxruntime', exporter=case.exporter,
+                         data_samples=data['data_samples']), torch.no_grad():
+        dets, labels = (o.numpy() for o in case.model(inputs)[:2])
+    assert raw['dets'].shape == dets.shape == (1, rows, 5) and raw['labels'].shape == labels.shape
+    valid_t, valid_o = dets[0, :, 4] > 0, raw['dets'][0, :, 4] > 0
+    assert valid_t.sum() > 0
+    match_detections((dets[0, valid_t, :4], dets[0, valid_t, 4], labels[0, valid_t]),
+                     (raw['dets'][0, valid_o, :4], raw['dets'][0, valid_o, 4], raw['labels'][0, valid_o]))
+    return raw, valid_o

@@ -53,8 +53,8 @@ from mmdeploy.codebase.mmdet.post_processing import stable_tie_order
 from mmdeploy.core import RewriterContext
 from mmdeploy.utils.config import load_config
 
-from det_helpers import DYNAMIC_CFG, STATIC_CFG, detections, make_image, shrink_test_resize, spread_scores
-from test_one_stage_detectors import match_detections
+from det_helpers import (DYNAMIC_CFG, STATIC_CFG, detections, graph_matches_rewritten_forward, make_image,
+                         match_detections, shrink_test_resize, spread_scores)
 
 EXPORT_IMAGE = make_image(256, 320, seed=1)
 CHECK_IMAGE = make_image(192, 320, seed=2)
@@ -144,18 +144,7 @@ def test_detections_match_pytorch(case):
 
 
 def test_graph_matches_rewritten_forward(case):
-    task = case.task
-    data, inputs = task.create_input(CHECK_IMAGE, task.ir_input_shape(), case.model.data_preprocessor)
-    raw = task.build_backend_model([case.onnx_file]).forward_raw(inputs)
-    with RewriterContext(task.deploy_cfg, backend='onnxruntime', exporter=case.exporter,
-                         data_samples=data['data_samples']), torch.no_grad():
-        dets, labels = case.model(inputs)
-    dets, labels = dets.numpy(), labels.numpy()
-    assert raw['dets'].shape == dets.shape == (1, 100, 5)
-    valid_t, valid_o = dets[0, :, 4] > 0, raw['dets'][0, :, 4] > 0
-    assert valid_t.sum() > 0
-    match_detections((dets[0, valid_t, :4], dets[0, valid_t, 4], labels[0, valid_t]),
-                     (raw['dets'][0, valid_o, :4], raw['dets'][0, valid_o, 4], raw['labels'][0, valid_o]))
+    graph_matches_rewritten_forward(case, CHECK_IMAGE, 100)
 
 
 @pytest.mark.slow

@@ -37,11 +37,11 @@ import torch
 
 from mmdeploy.apis.pytorch2onnx import build_task_processor, export_task_model
 from mmdeploy.codebase.mmdet.post_processing import nms_params
-from mmdeploy.core import RewriterContext
 from mmdeploy.utils.config import load_config
 
-from det_helpers import DYNAMIC_CFG, STATIC_CFG, detections, shrink_test_resize, spread_scores
-from test_one_stage_detectors import CHECK_IMAGE, EXPORT_IMAGE, match_detections
+from det_helpers import (DYNAMIC_CFG, STATIC_CFG, detections, graph_matches_rewritten_forward, match_detections,
+                         shrink_test_resize, spread_scores)
+from test_one_stage_detectors import CHECK_IMAGE, EXPORT_IMAGE
 
 #: the deform_sample check against mmcv: same bilinear weights, other float roundings of the position
 #: (grid normalisation), on values of magnitude ~3: measured ~2e-6
@@ -150,18 +150,7 @@ def test_detections_match_pytorch(case):
 
 def test_graph_matches_rewritten_forward(case):
     """The raw graph outputs are those of the rewritten forward run eagerly (same code path as the export)."""
-    task = case.task
-    data, inputs = task.create_input(CHECK_IMAGE, task.ir_input_shape(), case.model.data_preprocessor)
-    raw = task.build_backend_model([case.onnx_file]).forward_raw(inputs)
-    with RewriterContext(task.deploy_cfg, backend='onnxruntime', exporter=case.exporter,
-                         data_samples=data['data_samples']), torch.no_grad():
-        dets, labels = case.model(inputs)
-    dets, labels = dets.numpy(), labels.numpy()
-    assert raw['dets'].shape == dets.shape == (1, case.keep_top_k, 5)
-    valid_t, valid_o = dets[0, :, 4] > 0, raw['dets'][0, :, 4] > 0
-    assert valid_t.sum() > 0
-    match_detections((dets[0, valid_t, :4], dets[0, valid_t, 4], labels[0, valid_t]),
-                     (raw['dets'][0, valid_o, :4], raw['dets'][0, valid_o, 4], raw['labels'][0, valid_o]))
+    graph_matches_rewritten_forward(case, CHECK_IMAGE, case.keep_top_k)
 
 
 def test_graph_custom_ops(case):

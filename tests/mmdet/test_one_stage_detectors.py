@@ -38,11 +38,9 @@ from mmdeploy.codebase.mmdet.post_processing import nms_params
 from mmdeploy.core import RewriterContext
 from mmdeploy.utils.config import load_config
 
-from det_helpers import (DYNAMIC_CFG, EXPORTERS, SPECS, STATIC_CFG, detections, make_image, shrink_test_resize,
-                      spread_scores)
-
-BOX_ATOL = 1e-2  # pixels of the network input / original image (both ~320 px)
-SCORE_ATOL = 1e-4
+from det_helpers import (BOX_ATOL, DYNAMIC_CFG, EXPORTERS, SCORE_ATOL, SPECS, STATIC_CFG, detections,
+                         graph_matches_rewritten_forward, make_image, match_detections, shrink_test_resize,
+                         spread_scores)
 
 # export image and a check image of another size; keep-ratio resizing to
 # (320, 320) leaves both at their size, multiples of 32 (no padding)
@@ -86,24 +84,6 @@ def case(request, tmp_path_factory):
                            keep_top_k=nms_params(deploy_cfg, model_cfg.model.test_cfg).keep_top_k)
 
 
-def match_detections(expected, actual, box_atol=BOX_ATOL, score_atol=SCORE_ATOL):
-    """Pair every expected detection with an unused actual one of the same label; return max diffs.
-
-    The pairing is deploy's own (:func:`mmdeploy.apis.verify.match_detections`);
-    the order of near-equal scores may differ between the sides, so rows are
-    matched rather than compared by position.
-    """
-    from mmdeploy.apis.verify import match_detections as match
-
-    assert len(expected[1]) == len(actual[1]), \
-        f'{len(expected[1])} detections in PyTorch, {len(actual[1])} in the backend'
-    result = match(expected, actual, box_atol, score_atol)
-    assert not result.unpaired_expected, f'detections {result.unpaired_expected} have no counterpart with that label'
-    assert result.max_box_diff <= box_atol, f'box diff {result.max_box_diff} px > {box_atol}'
-    assert result.max_score_diff <= score_atol, f'score diff {result.max_score_diff} > {score_atol}'
-    return result.max_box_diff, result.max_score_diff
-
-
 def test_detections_match_pytorch(case):
     task = case.task
     shape = task.ir_input_shape()
@@ -116,19 +96,7 @@ def test_detections_match_pytorch(case):
 
 
 def test_graph_matches_rewritten_forward(case):
-    task = case.task
-    data, inputs = task.create_input(CHECK_IMAGE, task.ir_input_shape(), case.model.data_preprocessor)
-    raw = task.build_backend_model([case.onnx_file]).forward_raw(inputs)
-    with RewriterContext(task.deploy_cfg, backend='onnxruntime', exporter=case.exporter,
-                         data_samples=data['data_samples']), torch.no_grad():
-        dets, labels = case.model(inputs)
-    dets, labels = dets.numpy(), labels.numpy()
-    assert raw['dets'].shape == dets.shape == (1, case.keep_top_k, 5)
-    assert raw['labels'].shape == labels.shape
-    valid_t, valid_o = dets[0, :, 4] > 0, raw['dets'][0, :, 4] > 0
-    assert valid_t.sum() > 0
-    match_detections((dets[0, valid_t, :4], dets[0, valid_t, 4], labels[0, valid_t]),
-                     (raw['dets'][0, valid_o, :4], raw['dets'][0, valid_o, 4], raw['labels'][0, valid_o]))
+    raw, valid_o = graph_matches_rewritten_forward(case, CHECK_IMAGE, case.keep_top_k)
     # padding rows: score 0, box 0, label -1
     assert (raw['dets'][0, ~valid_o] == 0).all() and (raw['labels'][0, ~valid_o] == -1).all()
 

@@ -25,7 +25,8 @@ from mmdeploy.codebase.mmdet.post_processing import nms_params
 from mmdeploy.utils.config import load_config
 
 from det_helpers import SPECS, STATIC_CFG, DetectorSpec, detections, shrink_test_resize, spread_scores
-from test_one_stage_detectors import CHECK_IMAGE, EXPORT_IMAGE, match_detections
+from det_helpers import match_detections
+from test_one_stage_detectors import CHECK_IMAGE, EXPORT_IMAGE
 
 SPEC = {spec.name: spec for spec in SPECS}
 

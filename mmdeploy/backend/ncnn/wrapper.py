@@ -156,16 +156,7 @@ class NCNNWrapper(BaseWrapper):
             InputDataError: inputs missing or unknown by name, not float32,
                 of the wrong rank, empty, or rejected by ncnn.
         """
-        if self.net is None:
-            raise InputDataError('this NCNNWrapper was closed; build a new one to run the model')
-        if not isinstance(inputs, Mapping):
-            raise InputDataError(f'inputs must be a dict {{name: array}} with names {self.input_names}, '
-                                 f'got {type(inputs).__name__}')
-        missing = [n for n in self.input_names if n not in inputs]
-        unknown = [n for n in inputs if n not in self.input_names]
-        if missing or unknown:
-            raise InputDataError(f'inputs must be named {self.input_names}; missing {missing}, unknown {unknown}')
-        as_torch = any(type(v).__module__.startswith('torch') for v in inputs.values())
+        as_torch = self.check_named_inputs(inputs, self.net)
         arrays = {n: self._to_array(n, v) for n, v in inputs.items()}
         batched = {n for n, a in arrays.items() if self._ranks.get(n, 0) and a.ndim == self._ranks[n] + 1}
         if batched:

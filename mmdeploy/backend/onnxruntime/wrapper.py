@@ -148,16 +148,7 @@ class ORTWrapper(BaseWrapper):
                 empty, or rejected by ONNX Runtime (e.g. too small for the
                 model); the message says what to change.
         """
-        if self.session is None:
-            raise InputDataError('this ORTWrapper was closed; build a new one to run the model')
-        if not isinstance(inputs, Mapping):
-            raise InputDataError(f'inputs must be a dict {{name: array}} with names {self.input_names}, '
-                                 f'got {type(inputs).__name__}')
-        missing = [n for n in self.input_names if n not in inputs]
-        unknown = [n for n in inputs if n not in self._inputs]
-        if missing or unknown:
-            raise InputDataError(f'inputs must be named {self.input_names}; missing {missing}, unknown {unknown}')
-        as_torch = any(type(v).__module__.startswith('torch') for v in inputs.values())
+        as_torch = self.check_named_inputs(inputs, self.session, self._inputs)
         if as_torch and self._use_io_binding:
             return self._forward_io_binding(inputs)
         feed = {}

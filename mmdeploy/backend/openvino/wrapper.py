@@ -97,16 +97,7 @@ class OpenVINOWrapper(BaseWrapper):
                 dtype or rank, outside a fixed or bounded size, empty, or
                 rejected by OpenVINO; the message says what to change.
         """
-        if self.request is None:
-            raise InputDataError('this OpenVINOWrapper was closed; build a new one to run the model')
-        if not isinstance(inputs, Mapping):
-            raise InputDataError(f'inputs must be a dict {{name: array}} with names {self.input_names}, '
-                                 f'got {type(inputs).__name__}')
-        missing = [n for n in self.input_names if n not in inputs]
-        unknown = [n for n in inputs if n not in self._inputs]
-        if missing or unknown:
-            raise InputDataError(f'inputs must be named {self.input_names}; missing {missing}, unknown {unknown}')
-        as_torch = any(type(v).__module__.startswith('torch') for v in inputs.values())
+        as_torch = self.check_named_inputs(inputs, self.request, self._inputs)
         feed = {}
         for name, value in inputs.items():
             try:
