@@ -148,7 +148,7 @@ def match_detections(expected, actual, box_atol=BOX_ATOL, score_atol=SCORE_ATOL)
     return result.max_box_diff, result.max_score_diff
 
 
-def graph_matches_rewritten_forward(case, image, rows):
+def assert_graph_matches_rewritten_forward(case, image, rows):
     """The raw graph outputs of ``case.onnx_file`` on ``image`` match the rewritten forward run eagerly under a
     RewriterContext (same code path as the export): ``rows`` rows of ``dets`` / ``labels``, detections matched.
 

@@ -53,7 +53,7 @@ from mmdeploy.codebase.mmdet.post_processing import stable_tie_order
 from mmdeploy.core import RewriterContext
 from mmdeploy.utils.config import load_config
 
-from det_helpers import (DYNAMIC_CFG, STATIC_CFG, detections, graph_matches_rewritten_forward, make_image,
+from det_helpers import (DYNAMIC_CFG, STATIC_CFG, assert_graph_matches_rewritten_forward, detections, make_image,
                          match_detections, shrink_test_resize, spread_scores)
 
 EXPORT_IMAGE = make_image(256, 320, seed=1)
@@ -144,7 +144,7 @@ def test_detections_match_pytorch(case):
 
 
 def test_graph_matches_rewritten_forward(case):
-    graph_matches_rewritten_forward(case, CHECK_IMAGE, 100)
+    assert_graph_matches_rewritten_forward(case, CHECK_IMAGE, 100)
 
 
 @pytest.mark.slow

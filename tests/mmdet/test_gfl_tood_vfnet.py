@@ -39,8 +39,8 @@ from mmdeploy.apis.pytorch2onnx import build_task_processor, export_task_model
 from mmdeploy.codebase.mmdet.post_processing import nms_params
 from mmdeploy.utils.config import load_config
 
-from det_helpers import (DYNAMIC_CFG, STATIC_CFG, detections, graph_matches_rewritten_forward, match_detections,
-                         shrink_test_resize, spread_scores)
+from det_helpers import (DYNAMIC_CFG, STATIC_CFG, assert_graph_matches_rewritten_forward, detections,
+                         match_detections, shrink_test_resize, spread_scores)
 from test_one_stage_detectors import CHECK_IMAGE, EXPORT_IMAGE
 
 #: the deform_sample check against mmcv: same bilinear weights, other float roundings of the position
@@ -150,7 +150,7 @@ def test_detections_match_pytorch(case):
 
 def test_graph_matches_rewritten_forward(case):
     """The raw graph outputs are those of the rewritten forward run eagerly (same code path as the export)."""
-    graph_matches_rewritten_forward(case, CHECK_IMAGE, case.keep_top_k)
+    assert_graph_matches_rewritten_forward(case, CHECK_IMAGE, case.keep_top_k)
 
 
 def test_graph_custom_ops(case):

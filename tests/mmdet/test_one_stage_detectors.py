@@ -38,9 +38,9 @@ from mmdeploy.codebase.mmdet.post_processing import nms_params
 from mmdeploy.core import RewriterContext
 from mmdeploy.utils.config import load_config
 
-from det_helpers import (BOX_ATOL, DYNAMIC_CFG, EXPORTERS, SCORE_ATOL, SPECS, STATIC_CFG, detections,
-                         graph_matches_rewritten_forward, make_image, match_detections, shrink_test_resize,
-                         spread_scores)
+from det_helpers import (BOX_ATOL, DYNAMIC_CFG, EXPORTERS, SCORE_ATOL, SPECS, STATIC_CFG,
+                         assert_graph_matches_rewritten_forward, detections, make_image, match_detections,
+                         shrink_test_resize, spread_scores)
 
 # export image and a check image of another size; keep-ratio resizing to
 # (320, 320) leaves both at their size, multiples of 32 (no padding)
@@ -96,7 +96,7 @@ def test_detections_match_pytorch(case):
 
 
 def test_graph_matches_rewritten_forward(case):
-    raw, valid_o = graph_matches_rewritten_forward(case, CHECK_IMAGE, case.keep_top_k)
+    raw, valid_o = assert_graph_matches_rewritten_forward(case, CHECK_IMAGE, case.keep_top_k)
     # padding rows: score 0, box 0, label -1
     assert (raw['dets'][0, ~valid_o] == 0).all() and (raw['labels'][0, ~valid_o] == -1).all()
 

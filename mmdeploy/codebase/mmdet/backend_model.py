@@ -75,15 +75,23 @@ class DetectionBackendModel:
 
     def predict(self, inputs: Any, data_samples: Optional[List[Any]] = None) -> List[Any]:
         """Run the backend on preprocessed ``inputs``; new DetDataSamples with ``pred_instances``."""
-        from mmdet.structures import DetDataSample
-
         outputs = self.forward_raw(inputs)
         dets, labels = outputs[self.output_names[0]], outputs[self.output_names[1]]
         results = []
         for i in range(dets.shape[0]):
             meta = data_samples[i].metainfo if data_samples else {}
-            # a new sample per result: the caller's samples may hold PyTorch's predictions
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = rows_to_instances(dets[i], labels[i], meta, self.clip, self.min_bbox_size)
-            results.append(sample)
+            results.append(det_sample(meta, rows_to_instances(dets[i], labels[i], meta, self.clip,
+                                                              self.min_bbox_size)))
         return results
+
+
+def det_sample(meta: Any, instances: Any) -> Any:
+    """A new DetDataSample of ``meta`` holding ``instances`` as ``pred_instances``.
+
+    Always a new sample: the caller's data samples may hold PyTorch's predictions.
+    """
+    from mmdet.structures import DetDataSample
+
+    sample = DetDataSample(metainfo=meta)
+    sample.pred_instances = instances
+    return sample

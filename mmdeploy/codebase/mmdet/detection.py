@@ -56,7 +56,6 @@ class ObjectDetection(BaseTask):
     def _test_pipeline(self, input_shape: Optional[Sequence[int]]) -> List[Dict[str, Any]]:
         cfg = self.model_cfg
         pipeline = copy.deepcopy(cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline)
-        to_float32 = any(t['type'] == 'LoadImageFromFile' and t.get('to_float32') for t in pipeline)
         pipeline = [dict(t) for t in pipeline if t['type'] not in _DROPPED_TRANSFORMS]
         if input_shape:
             # a static export fixes the size: resize straight to it, as the SDK will
@@ -66,8 +65,6 @@ class ObjectDetection(BaseTask):
                 keys = step.get('meta_keys')
                 if step['type'] == 'PackDetInputs' and keys is not None and 'scale_factor' not in keys:
                     step['meta_keys'] = (*keys, 'scale_factor')
-        if to_float32:  # arrays come as uint8; e.g. CenterNet's RandomCenterCropPad asserts float32
-            pipeline.insert(0, dict(type='LoadImageFromNDArray', to_float32=True))
         return pipeline
 
     def export_module(self, model: Any, data: Dict[str, Any]) -> Any:
@@ -345,13 +342,14 @@ class ObjectDetection(BaseTask):
     # --------------------------------------------------------- SDK meta
     def get_preprocess(self) -> List[Dict[str, Any]]:
         """``LoadImageFromFile``, the test pipeline's resize / pad, then Normalize, Pad, format, Collect."""
+        from mmdeploy.codebase.base.image_loader import configured_loader
+
         transforms: List[Dict[str, Any]] = [dict(type='LoadImageFromFile')]
+        if (configured_loader(self.model_cfg) or {}).get('to_float32'):  # e.g. CenterNet's crop-pad needs float32
+            transforms[0]['to_float32'] = True
         for step in self._test_pipeline(self.ir_input_shape()):
             step = dict(step)
             if step['type'] == 'PackDetInputs':
-                continue
-            if step['type'] == 'LoadImageFromNDArray':  # the test pipeline's own loader option
-                transforms[0]['to_float32'] = True
                 continue
             if step['type'] == 'Resize' and 'scale' in step:
                 step['size'] = tuple(step.pop('scale'))  # the SDK's name; mmdet's (width, height) order

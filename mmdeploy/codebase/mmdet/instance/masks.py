@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel
+from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel, det_sample
 
 
 def resize_masks(probs: Any, mask_stride: int, img_shape: Sequence[int], ori_shape: Sequence[int],
@@ -79,7 +79,6 @@ class SOLOBackendModel(DetectionBackendModel):
     def predict(self, inputs: Any, data_samples: Optional[List[Any]] = None) -> List[Any]:
         """Run the backend on preprocessed ``inputs``; new DetDataSamples with ``pred_instances``."""
         import torch
-        from mmdet.structures import DetDataSample
         from mmdet.structures.mask import mask2bbox
         from mmengine.structures import InstanceData
 
@@ -95,11 +94,9 @@ class SOLOBackendModel(DetectionBackendModel):
             img_shape = meta.get('img_shape') or tuple(inputs.shape[2:])
             ori_shape = meta.get('ori_shape') or img_shape
             masks = resize_masks(probs[i][keep], self.mask_stride, img_shape, ori_shape, self.mask_thr)
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = InstanceData(
+            results.append(det_sample(meta, InstanceData(
                 scores=torch.as_tensor(dets[i, keep, 4]).float(), labels=torch.as_tensor(labels[i, keep]).long(),
-                masks=masks, bboxes=mask2bbox(masks))
-            results.append(sample)
+                masks=masks, bboxes=mask2bbox(masks))))
         return results
 
 

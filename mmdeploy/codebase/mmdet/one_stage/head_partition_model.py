@@ -14,7 +14,7 @@ import copy
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel
+from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel, det_sample
 from mmdeploy.errors import ModelFileError
 
 
@@ -44,6 +44,13 @@ def nest_head_outputs(outputs: Dict[str, Any], prefix: str = 'head') -> Tuple[Li
     return tuple([levels[j] for j in range(len(levels))] for _, levels in sorted(found.items()))
 
 
+
+def partition_metas(inputs: Any, data_samples: Optional[Sequence[Any]]) -> List[dict]:
+    """Image metas for the heads' own post-processing: the samples' metainfo, or the input size of each image."""
+    if data_samples:
+        return [dict(s.metainfo) for s in data_samples]
+    return [dict(img_shape=tuple(inputs.shape[2:]))] * inputs.shape[0]
+
 class HeadPartitionModel(DetectionBackendModel):
     """``partition0`` (network up to the head maps) on the engine, mmdet's ``predict_by_feat`` in PyTorch.
 
@@ -66,18 +73,11 @@ class HeadPartitionModel(DetectionBackendModel):
     def predict(self, inputs: Any, data_samples: Optional[Sequence[Any]] = None) -> List[Any]:
         """Run the engine on preprocessed ``inputs``, then mmdet's head post-processing (rescaled results)."""
         import torch
-        from mmdet.structures import DetDataSample
 
         from mmdeploy.codebase.mmdet.post_processing import stable_tie_order
 
         maps = nest_head_outputs({k: torch.as_tensor(v) for k, v in self.forward_raw(inputs).items()})
-        metas = [dict(s.metainfo) for s in data_samples] if data_samples else \
-            [dict(img_shape=tuple(inputs.shape[2:]))] * inputs.shape[0]
+        metas = partition_metas(inputs, data_samples)
         with torch.no_grad(), stable_tie_order():
             instances = self.head.predict_by_feat(*maps, batch_img_metas=metas, rescale=bool(data_samples))
-        results = []
-        for meta, pred in zip(metas, instances):
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = pred
-            results.append(sample)
-        return results
+        return [det_sample(meta, pred) for meta, pred in zip(metas, instances)]

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel, rows_to_instances
+from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel, det_sample, rows_to_instances
 from mmdeploy.codebase.mmdet.bbox import decode_boxes, grid_priors
 from mmdeploy.codebase.mmdet.one_stage.dense_heads import (DENSE_HEAD_RELIES_ON, _img_shape, _params,
                                                            base_dense_head__predict_by_feat, drop_small_boxes,
@@ -284,8 +284,6 @@ class RTMDetInsBackendModel(DetectionBackendModel):
 
     def predict(self, inputs: Any, data_samples: Optional[List[Any]] = None) -> List[Any]:
         """Run the backend on preprocessed ``inputs``; new DetDataSamples with ``pred_instances``."""
-        from mmdet.structures import DetDataSample
-
         outputs = self.forward_raw(inputs)
         dets, labels = outputs[self.output_names[0]], outputs[self.output_names[1]]
         masks = outputs[self.mask_name]
@@ -295,7 +293,5 @@ class RTMDetInsBackendModel(DetectionBackendModel):
             keep = dets[i, :, 4] > 0  # padding dropped first, so rows and masks stay aligned
             instances = rows_to_instances(dets[i][keep], labels[i][keep], meta, self.clip)
             instances.masks = resize_masks(masks[i][keep], meta, self.mask_thr_binary)
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = instances
-            results.append(sample)
+            results.append(det_sample(meta, instances))
         return results

@@ -13,8 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any, List, Optional, Sequence
 
-from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel
-from mmdeploy.codebase.mmdet.one_stage.head_partition_model import nest_head_outputs
+from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel, det_sample
+from mmdeploy.codebase.mmdet.one_stage.head_partition_model import nest_head_outputs, partition_metas
 
 
 class TwoStageHeadPartitionModel(DetectionBackendModel):
@@ -68,22 +68,15 @@ class TwoStageHeadPartitionModel(DetectionBackendModel):
     def predict(self, inputs: Any, data_samples: Optional[Sequence[Any]] = None) -> List[Any]:
         """Run both graphs with mmdet's RPN and RoI-head post-processing between and after (rescaled results)."""
         import torch
-        from mmdet.structures import DetDataSample
 
         from mmdeploy.codebase.mmdet.post_processing import stable_tie_order
 
         first = {k: torch.as_tensor(v) for k, v in self.forward_raw(inputs).items()}
         feats = tuple(first[f'feat.{i}'] for i in range(sum(k.startswith('feat.') for k in first)))
-        metas = [dict(s.metainfo) for s in data_samples] if data_samples else \
-            [dict(img_shape=tuple(inputs.shape[2:]))] * inputs.shape[0]
+        metas = partition_metas(inputs, data_samples)
         with torch.no_grad(), stable_tie_order():
             proposals = self.rpn_head.predict_by_feat(*nest_head_outputs(first, 'rpn'), batch_img_metas=metas,
                                                       rescale=False)
             instances = self.roi_head.predict_bbox(feats, metas, proposals, self.roi_head.test_cfg,
                                                    rescale=bool(data_samples))
-        results = []
-        for meta, pred in zip(metas, instances):
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = pred
-            results.append(sample)
-        return results
+        return [det_sample(meta, pred) for meta, pred in zip(metas, instances)]

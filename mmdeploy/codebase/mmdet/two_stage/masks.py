@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel, rows_to_instances
+from mmdeploy.codebase.mmdet.backend_model import DetectionBackendModel, det_sample, rows_to_instances
 
 
 def paste_masks(masks: Any, boxes: Any, image_size: Sequence[int], threshold: float = 0.5) -> Any:
@@ -67,8 +67,6 @@ class MaskDetectionBackendModel(DetectionBackendModel):
 
     def predict(self, inputs: Any, data_samples: Optional[List[Any]] = None) -> List[Any]:
         """Run the backend on preprocessed ``inputs``; new DetDataSamples with ``pred_instances``."""
-        from mmdet.structures import DetDataSample
-
         outputs: Dict[str, np.ndarray] = self.forward_raw(inputs)
         dets, labels = outputs[self.output_names[0]], outputs[self.output_names[1]]
         masks = outputs[self.mask_name]
@@ -79,9 +77,7 @@ class MaskDetectionBackendModel(DetectionBackendModel):
             instances = rows_to_instances(dets[i][keep], labels[i][keep], meta, self.clip)
             size = meta.get('ori_shape') or meta.get('img_shape') or inputs.shape[2:]
             instances.masks = paste_masks(masks[i][keep], instances.bboxes, size[:2], self.mask_thr_binary)
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = instances
-            results.append(sample)
+            results.append(det_sample(meta, instances))
         return results
 
 
