@@ -50,7 +50,7 @@ def mmdeploy_backends(register: Callable[..., None]) -> None:
     """Register inference-engine backends.
 
     Args:
-        register: call ``register(name, manager, requires=())`` once per
+        register: call ``register(name, manager, requires=(), hint=None)`` once per
             backend. ``name`` is the value users put in
             ``backend_config.type`` (for example ``'onnxruntime'``).
             ``manager`` is a subclass of
@@ -60,7 +60,9 @@ def mmdeploy_backends(register: Callable[..., None]) -> None:
             value is refused.
             ``requires`` lists the Python modules the backend needs; when one
             cannot be found the backend is recorded as unavailable with that
-            reason instead of failing later.
+            reason instead of failing later; ``hint`` (optional) says how
+            to install them where ``pip install <module>`` is wrong (an
+            engine built from source, a PyPI name taken by another project).
 
     Returns:
         Nothing; contributions go through ``register``.
@@ -165,6 +167,36 @@ def mmdeploy_config_keys(register: Callable[..., None]) -> None:
             ``mmdeploy_backends`` / ``mmdeploy_codebases``); ``keys`` a dict
             ``{key: mmdeploy.utils.deploy_config.ConfigKey(check, hint)}``
             (``ConfigKey.keys`` checks the keys of a dict value in turn).
+
+    Returns:
+        Nothing; contributions go through ``register``.
+    """
+
+
+@hookspec
+def mmdeploy_sdk_components(register: Callable[..., None]) -> None:
+    """Register components of the SDK (:mod:`mmdeploy.sdk`): what pipeline.json names.
+
+    Called once, the first time the SDK looks a component up (and by
+    ``mmdeploy plugins``), never by a deploy: registering may import numpy or
+    OpenCV. The SDK loads plugins without the codebase plugins (no
+    ``mmdeploy.codebase.*`` module is imported), so a component must not
+    import an OpenMMLab codebase.
+
+    Args:
+        register: call ``register(kind, name, component, requires=())``.
+            ``kind`` is ``'transform'`` (a preprocessing step; ``name`` is
+            the ``type`` of a pipeline.json transform, the class is built
+            as ``component(device, **params)`` and called on a data dict),
+            ``'postprocess'`` (``name`` is the postprocess task's
+            ``component``, built as ``component(params, model_dir)`` and
+            called as ``component(outputs, meta)`` for one image) or
+            ``'handle'`` (``name`` is deploy.json's ``task``, such as
+            ``'Detector'``; a :class:`mmdeploy.sdk.handle.Handle` subclass).
+            ``component`` is a class, or a zero-argument function marked
+            with :func:`mmdeploy.plugins.factory` returning one.
+            ``requires`` lists the Python modules it needs; a component whose
+            modules are missing is recorded as unavailable.
 
     Returns:
         Nothing; contributions go through ``register``.

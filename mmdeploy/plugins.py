@@ -36,6 +36,10 @@ DEFAULT_PLUGINS: Tuple[str, ...] = (
     'mmdeploy.backend.onnxruntime.plugin',
     'mmdeploy.backend.openvino.plugin',
     'mmdeploy.backend.ncnn.plugin',
+    'mmdeploy.backend.torchscript.plugin',
+    'mmdeploy.backend.aot_inductor.plugin',
+    'mmdeploy.backend.tensorrt.plugin',
+    'mmdeploy.backend.pplnn.plugin',
     'mmdeploy.codebase.mmpretrain.plugin',
     'mmdeploy.codebase.mmdet.plugin',
     'mmdeploy.codebase.mmagic.plugin',
@@ -43,7 +47,13 @@ DEFAULT_PLUGINS: Tuple[str, ...] = (
     'mmdeploy.codebase.mmseg.plugin',
     'mmdeploy.mmcv.ops.plugin',
     'mmdeploy.core.marks_plugin',
+    'mmdeploy.sdk.plugin',
 )
+
+#: built-in plugins the SDK skips: the codebase plugins (the SDK runs a deployed folder without codebases)
+SDK_SKIPPED_PLUGIN_PREFIX = 'mmdeploy.codebase.'
+#: what ``register`` of the ``mmdeploy_sdk_components`` hook accepts as ``kind``
+SDK_COMPONENT_KINDS = ('transform', 'postprocess', 'handle')
 
 
 class PluginLoadWarning(UserWarning):
@@ -68,6 +78,8 @@ class Entry:
     missing: Tuple[str, ...] = ()
     #: the Python modules it needs (``register(..., requires=...)``), for versions in listings
     requires: Tuple[str, ...] = ()
+    #: how to install what is missing (``register(..., hint=...)``), where ``pip install <module>`` is wrong
+    hint: Optional[str] = None
 
     @property
     def available(self) -> bool:
@@ -94,6 +106,8 @@ class Registry:
     partitions: Dict[Tuple[str, str], Entry] = field(default_factory=dict)
     #: ``(section, owner)`` -> keys a plugin declared (``mmdeploy_config_keys``)
     config_keys: Dict[Tuple[str, str], Entry] = field(default_factory=dict)
+    #: ``(kind, name)`` -> SDK component (``mmdeploy_sdk_components``)
+    sdk_components: Dict[Tuple[str, str], Entry] = field(default_factory=dict)
     plugins: Dict[str, PluginInfo] = field(default_factory=dict)
 
 
@@ -118,6 +132,7 @@ class PluginManager:
         self._lock = threading.RLock()
         self._registry: Optional[Registry] = None
         self._rewrites_loaded = False
+        self._sdk_loaded = False
         self._current_plugin: Optional[str] = None
         self._added: List[Tuple[Dict, Any]] = []  # what the running hook registered
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -216,14 +231,14 @@ class PluginManager:
 
     def _register_into(self, table: Dict, kind: str,
                        check: Optional[Callable[[str, Any], None]] = None) -> Callable[..., None]:
-        def register(name: str, value: Any, requires: Sequence[str] = ()) -> None:
+        def register(name: str, value: Any, requires: Sequence[str] = (), hint: Optional[str] = None) -> None:
             plugin = self._current_plugin or '<direct>'
             if check is not None:
                 check(f'{kind} {name!r} from plugin {plugin!r}', value)
             if name in table:
                 raise PluginError(f'{kind} {name!r} from plugin {plugin!r} is refused: '
                                   f'plugin {table[name].plugin!r} already registered it')
-            table[name] = Entry(name, plugin, value, _missing_modules(requires), tuple(requires))
+            table[name] = Entry(name, plugin, value, _missing_modules(requires), tuple(requires), hint)
             self._added.append((table, name))
         return register
 
@@ -251,6 +266,27 @@ class PluginManager:
                 self._call_each(registry, 'mmdeploy_config_keys', register=register_keys)
                 self._registry = registry
             return self._registry
+
+    def load_sdk_components(self) -> Registry:
+        """Call every plugin's ``mmdeploy_sdk_components`` hook (once); return the registry.
+
+        Separate from :meth:`registry` because the SDK's components import
+        numpy / OpenCV when they register: a deploy never pays for them.
+        """
+        with self._lock:
+            registry = self.registry()
+            if not self._sdk_loaded:
+                self._sdk_loaded = True
+
+                def register_sdk(kind: str, name: str, component: Any, requires: Sequence[str] = ()) -> None:
+                    if kind not in SDK_COMPONENT_KINDS:
+                        raise PluginError(f'SDK component {name!r} is refused: kind must be one of '
+                                          f'{", ".join(SDK_COMPONENT_KINDS)}, got {kind!r}')
+                    self._register_into(registry.sdk_components, f'SDK {kind}', _check_manager)(
+                        (kind, name), component, requires)
+
+                self._call_each(registry, 'mmdeploy_sdk_components', register=register_sdk)
+            return registry
 
     def load_rewrites(self) -> None:
         """Call every plugin's rewrite and custom-op hooks (once)."""
@@ -328,14 +364,14 @@ def _check_config_keys(section: str, owner: str, keys: Any) -> None:
 
 
 def load_all() -> Registry:
-    """Load plugins and call every hook, the rewrite and custom-op ones included.
+    """Load plugins and call every hook, the rewrite, custom-op and SDK ones included.
 
     ``mmdeploy plugins`` uses it, so a plugin broken in any hook shows as
     failed. Costs the imports the rewrite hooks do (the codebases).
     """
     manager = get_plugin_manager()
     manager.load_rewrites()
-    return manager.registry()
+    return manager.load_sdk_components()
 
 
 _MANAGER: Optional[PluginManager] = None
@@ -351,11 +387,29 @@ def get_plugin_manager() -> PluginManager:
         return _MANAGER
 
 
+_SDK_MANAGER: Optional[PluginManager] = None
+
+
+def get_sdk_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager of the SDK: the built-ins minus the codebase plugins, plus entry points.
+
+    Loading it imports no ``mmdeploy.codebase.*`` module, so a deployed folder
+    runs where no OpenMMLab codebase is installed.
+    """
+    global _SDK_MANAGER
+    with _MANAGER_LOCK:
+        if _SDK_MANAGER is None:
+            _SDK_MANAGER = PluginManager(
+                builtin=[p for p in DEFAULT_PLUGINS if not p.startswith(SDK_SKIPPED_PLUGIN_PREFIX)])
+        return _SDK_MANAGER
+
+
 def reset_plugin_manager() -> None:
     """Forget loaded plugins; the next use loads them again (used by tests)."""
-    global _MANAGER
+    global _MANAGER, _SDK_MANAGER
     with _MANAGER_LOCK:
         _MANAGER = None
+        _SDK_MANAGER = None
 
 
 def get_registry() -> Registry:
@@ -395,8 +449,12 @@ TASK_METHODS = ('build_pytorch_model', 'create_input', 'export_module', 'run_pyt
                 'outputs_for_comparison', 'visualize', 'get_preprocess', 'get_postprocess', 'get_model_name')
 
 
-def get_backend_manager(name: str) -> Any:
+def get_backend_manager(name: str, registry: Optional[Registry] = None) -> Any:
     """The backend manager class registered under ``name``.
+
+    Args:
+        registry: where to look (default: the process-wide plugins); the SDK
+            passes ``get_sdk_plugin_manager().registry()``.
 
     Raises:
         BackendUnavailableError: unknown backend (the known ones are listed) or
@@ -404,7 +462,7 @@ def get_backend_manager(name: str) -> Any:
     """
     from mmdeploy.errors import BackendUnavailableError
 
-    registry = get_registry()
+    registry = get_registry() if registry is None else registry
     entry = registry.backends.get(name)
     if entry is None:
         known = ', '.join(sorted(registry.backends)) or 'none'
@@ -412,7 +470,7 @@ def get_backend_manager(name: str) -> Any:
     if not entry.available:
         raise BackendUnavailableError(
             f'backend {name!r} needs Python package(s) {", ".join(entry.missing)} which are not '
-            f'installed; install them (e.g. pip install {" ".join(entry.missing)})')
+            f'installed; ' + (entry.hint or f'install them (e.g. pip install {" ".join(entry.missing)})'))
     return _resolve(entry.value, f'backend {name!r} (plugin {entry.plugin!r})', BACKEND_MANAGER_METHODS)
 
 

@@ -50,3 +50,5 @@ log "installing pinned requirements"
 .venv/bin/python -c 'import mmagic' 2>/dev/null || "${PIP[@]}" --no-deps -c requirements/constraints.txt mmagic==1.2.0
 "${PIP[@]}" --no-deps --no-build-isolation -e .
 .venv/bin/python -c 'import mmcv.ops, mmpretrain, mmdet, mmseg, mmocr, mmagic, onnxruntime, mmdeploy; print("[setup] ok: mmdeploy", mmdeploy.__version__)' >&2
+# headless Chromium for the HTML report test (~15 s; the test is skipped, saying why, when this fails)
+bash tools/fetch_chromium.sh >/dev/null || log "chromium not fetched: tests/tools/test_cmd_report.py's browser check will skip"

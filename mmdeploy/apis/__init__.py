@@ -16,7 +16,12 @@ _EXPORTS = {
     'inference_model': 'mmdeploy.apis.inference',
     'extract_partition': 'mmdeploy.apis.onnx.partition',
     'export_onnx': 'mmdeploy.apis.onnx.export',
+    'torch2backend': 'mmdeploy.apis.pytorch2backend',
+    'torch2torchscript': 'mmdeploy.apis.pytorch2backend',
     'deploy': 'mmdeploy.apis.deploy',
+    'evaluate_backend_model': 'mmdeploy.apis.evaluate',
+    'profile_model': 'mmdeploy.apis.profile',
+    'write_report': 'mmdeploy.apis.report',
     # the original MMDeploy's names
     'extract_model': 'mmdeploy.apis.extract',
     'get_predefined_partition_cfg': 'mmdeploy.apis.utils',

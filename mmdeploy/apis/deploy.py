@@ -46,6 +46,8 @@ class DeployResult:
         verifications: the checks of each run (the test image; the second
             shape for dynamic deploy configs); empty without verification.
         backend: the backend's name.
+        onnx_op_counts: ``{'exported' / 'after passes': {op type: count}}``
+            of the ONNX graph (empty for engines that take PyTorch).
     """
 
     files: Dict[str, str] = field(default_factory=dict)
@@ -56,6 +58,7 @@ class DeployResult:
     verified: bool = False
     verifications: List[Verification] = field(default_factory=list)
     backend: str = ''
+    onnx_op_counts: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
     def failures(self) -> List[str]:
         """``'run: output: detail'`` of every failed check."""
@@ -194,7 +197,8 @@ def second_shape_check(task: Any, model: Any, backend_model: Any, image: np.ndar
     ir_cfg = get_ir_config(task.deploy_cfg)
     input_name = (ir_cfg.get('input_names') or ['input'])[0]
     axes = declared_dynamic_axes(ir_cfg)
-    fixed = fixed_dynamic_axes(onnx_file, input_name, axes)
+    # a PyTorch-native backend's file is no ONNX graph: the run below tells whether its axes stayed dynamic
+    fixed = fixed_dynamic_axes(onnx_file, input_name, axes) if str(onnx_file).endswith('.onnx') else []
     if fixed:
         return Verification('second shape', [OutputCheck(
             input_name, False, f'{"; ".join(fixed)} in {os.path.basename(onnx_file)}, though '
@@ -271,7 +275,7 @@ def check_work_dir(work_dir: Any) -> str:
 
 
 def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
-           model_checkpoint: Optional[str] = None, device: str = 'cpu', test_img: Optional[str] = None,
+           model_checkpoint: Optional[str] = None, device: Optional[str] = None, test_img: Optional[str] = None,
            show_progress: bool = True, stream: Optional[TextIO] = None, safe: bool = False,
            visualize: bool = True, verify: bool = True, exporter: Optional[str] = None) -> DeployResult:
     """Convert a model for the deploy config's backend and verify it against PyTorch.
@@ -292,7 +296,7 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
         img: image used to trace the model.
         work_dir: output folder; left untouched on failure.
         model_checkpoint: optional checkpoint; random weights without.
-        device: ``'cpu'`` or ``'cuda[:id]'``.
+        device: ``'cpu'`` or ``'cuda[:id]'``; None: ``backend_config.device``, else ``'cpu'``.
         test_img: image for the comparison and pictures (default: ``img``).
         show_progress: print one line per step.
         stream: where progress goes (default stderr).
@@ -334,6 +338,7 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
         raise ConfigError(f'exporter must be one of {", ".join(EXPORTERS)}, got {exporter!r}')
 
     def load() -> tuple:
+        nonlocal device  # resolved from the deploy config when not given
         # everything the user gave is checked before the slow steps start
         check_work_dir(work_dir)
         dcfg = load_config(deploy_cfg, safe=safe, what='deploy config')
@@ -345,6 +350,8 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
             dcfg[section] = dict(dcfg.get(section, None) or {}, exporter=exporter)
         # parsed and validated once; every step below receives this object
         dcfg = parse_deploy_config(dcfg)
+        if device is None:  # the config's backend_config.device, else the CPU
+            device = str((dcfg.get('backend_config', None) or {}).get('device', None) or 'cpu')
         if dcfg.onnx.opset_raised:
             progress.info(f'onnx_config.opset_version {dcfg.onnx.opset_version} raised to '
                           f'{dcfg.onnx.export_opset}: the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or '
@@ -377,14 +384,24 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
     task, model, tolerances = progress.step(f'Build PyTorch model ({mcfg.model.get("type")})', build)
     save_file = ir_cfg.get('save_file', 'end2end.onnx')
     with StagingDir(work_dir) as stage:
-        onnx_file = progress.step(
-            f"Export to ONNX ({ir_cfg.get('exporter', 'dynamo')} exporter)",
-            lambda: export_task_model(task, model, image, stage.file(save_file)), ticker=True)
-        ir_files = progress.step('Partition', lambda: partition_onnx(onnx_file, dcfg, stage.path)) \
-            if get_partition_config(dcfg) else progress.step('Partition (none asked)', lambda: [onnx_file])
-        backend_files = progress.step(f'Convert for {backend}',
-                                      lambda: onnx2backend(ir_files, backend, dcfg, stage.path, device),
-                                      ticker=True)
+        if getattr(get_backend_manager(backend), 'takes_pytorch_model', False):  # TorchScript, AOTInductor
+            from mmdeploy.apis.pytorch2backend import export_task_model_to_backend
+
+            progress.total -= 2  # no ONNX export, partition or conversion: one step writes the engine's files
+            backend_files = progress.step(
+                f'Export the rewritten model for {backend}',
+                lambda: export_task_model_to_backend(task, model, image, stage.path, device), ticker=True)
+            onnx_file = backend_files[0]
+        else:
+            onnx_file = progress.step(
+                f"Export to ONNX ({ir_cfg.get('exporter', 'dynamo')} exporter)",
+                lambda: export_task_model(task, model, image, stage.file(save_file)), ticker=True)
+            result.onnx_op_counts = getattr(task, 'onnx_op_counts', {})
+            ir_files = progress.step('Partition', lambda: partition_onnx(onnx_file, dcfg, stage.path)) \
+                if get_partition_config(dcfg) else progress.step('Partition (none asked)', lambda: [onnx_file])
+            backend_files = progress.step(f'Convert for {backend}',
+                                          lambda: onnx2backend(ir_files, backend, dcfg, stage.path, device),
+                                          ticker=True)
         # the engine may run another precision than asked for (OpenVINO: bf16 on CPUs that have it)
         progress.info(f'{backend} runs in {get_backend_manager(backend).run_precision(backend_files, dcfg, device)} '
                       f'(recorded in deploy.json)')

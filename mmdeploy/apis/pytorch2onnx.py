@@ -83,15 +83,25 @@ def export_task_model(task: Any, model: Any, img: Any, output_file: str) -> str:
                     exporter=exporter, apply_marks=True,
                     data_samples=data.get('data_samples'))
         onnx_model = onnx.load(raw_file)
+        op_counts = {'exported': _op_counts(onnx_model)}
         if partition is None:
             remove_marks(onnx_model)
         if ir_cfg.get('optimize', True):
             onnx_model = simplify(onnx_model)
+        task.onnx_op_counts = dict(op_counts, **{'after passes': _op_counts(onnx_model)})  # for deploy's report
         atomic_write_bytes(output_file, onnx_model.SerializeToString())
     finally:
         if os.path.exists(raw_file):
             os.unlink(raw_file)
     return output_file
+
+
+def _op_counts(onnx_model: Any) -> Dict[str, int]:
+    """``{op type: count}`` of the graph's top-level nodes (custom domains as ``domain::Op``)."""
+    from collections import Counter
+
+    return dict(Counter(f'{n.domain}::{n.op_type}' if n.domain and n.domain != 'ai.onnx' else n.op_type
+                        for n in onnx_model.graph.node))
 
 
 def partition_onnx(onnx_file: str, deploy_cfg: Any, work_dir: str) -> List[str]:

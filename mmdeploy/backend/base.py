@@ -19,6 +19,9 @@ class BaseBackendManager:
     #: custom ONNX ops (``'domain::Op'``) this engine runs; others are rejected before conversion, and a
     #: model whose modules export to one it lacks is refused before export (mmdeploy.mmcv.ops.required_ops)
     supported_custom_ops: Tuple[str, ...] = ()
+    #: True for engines that run PyTorch programs (TorchScript, AOTInductor): deploy hands them the rewritten
+    #: PyTorch model through :meth:`from_pytorch` instead of exporting ONNX and calling :meth:`to_backend`
+    takes_pytorch_model: bool = False
 
     @classmethod
     def custom_ops_unavailable_reason(cls) -> Optional[str]:
@@ -33,6 +36,19 @@ class BaseBackendManager:
         Returns the paths of the files written (one model may be several
         files). Implementations write to temporary names and rename when
         complete, so a failure leaves nothing half-written.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def from_pytorch(cls, module: Any, args: Tuple[Any, ...], work_dir: str, deploy_cfg: Any, device: str = 'cpu',
+                     input_names: Sequence[str] = ('input',), output_names: Sequence[str] = ('output',),
+                     dynamic_axes: Optional[Dict[str, Any]] = None) -> List[str]:
+        """Write the engine's files for ``module(*args)`` (only when :attr:`takes_pytorch_model`).
+
+        Called inside the RewriterContext of the export (the module is the
+        task's rewritten export module, ``args`` the example input), by
+        :func:`mmdeploy.apis.pytorch2backend.export_task_model_to_backend`.
+        Returns the paths written into ``work_dir``.
         """
         raise NotImplementedError
 

@@ -85,11 +85,36 @@ def _exporter(rel):
     return get_ir_config(_load(rel)).get('exporter', 'dynamo')
 
 
+def _needs_cuda(rel):
+    return str((_load(rel).get('backend_config', None) or {}).get('device', None) or 'cpu').startswith('cuda')
+
+
+#: configs whose case compiles for minutes on 2 CPU cores (AOTInductor builds C++): run with -m extended;
+#: classification_aot_inductor_dynamic.py keeps the backend in the default suite
+EXTENDED = ('mmdet/detection/detection_aot_inductor_static.py', 'mmpretrain/classification_aot_inductor_static.py')
+
+
+def _marks(rel):
+    marks = [] if _model_for(rel) == 'tiny_classifier' else [pytest.mark.slow]
+    if rel in EXTENDED:
+        marks.append(pytest.mark.extended)
+    if _needs_cuda(rel):  # configs written for the GPU machine (backend_config.device='cuda')
+        marks.append(pytest.mark.gpu)
+        marks.append(pytest.mark.skipif(not _cuda_available(), reason='deploy config for a CUDA GPU; none here'))
+    return marks
+
+
+def _cuda_available():
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 CONFIGS = _shipped_configs()
 DEPLOY_CONFIGS = [rel for rel in CONFIGS if _is_deploy_config(rel)]
-CASES = [pytest.param(rel, id=f'{rel}[{_exporter(rel)}]',
-                      marks=() if _model_for(rel) == 'tiny_classifier' else pytest.mark.slow)
-         for rel in DEPLOY_CONFIGS]
+CASES = [pytest.param(rel, id=f'{rel}[{_exporter(rel)}]', marks=_marks(rel)) for rel in DEPLOY_CONFIGS]
 
 
 def test_the_folder_holds_deploy_configs_of_every_codebase():
@@ -138,7 +163,10 @@ def models(tmp_path_factory, image_file):
 def _expected_files(cfg):
     from mmdeploy.utils.config import get_backend, get_ir_config, get_partition_config
 
-    files = {get_ir_config(cfg).get('save_file', 'end2end.onnx'), 'deploy.json', 'pipeline.json', 'detail.json',
+    model_file = get_ir_config(cfg).get('save_file', 'end2end.onnx')
+    native = {'torchscript': '.pt', 'aot_inductor': '.pt2'}.get(get_backend(cfg))  # no ONNX: the engine's file
+    model_file = os.path.splitext(model_file)[0] + native if native else model_file
+    files = {model_file, 'deploy.json', 'pipeline.json', 'detail.json',
              'output_pytorch.png', f'output_{get_backend(cfg)}.png'}
     partition = get_partition_config(cfg)
     if partition:

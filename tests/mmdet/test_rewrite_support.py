@@ -87,6 +87,11 @@ VERIFIED = {
     'DETR': 'tests/mmdet/test_detr.py [detr-*]',
     'ConditionalDETR': 'tests/mmdet/test_detr.py [conditional_detr-*]',
     'DetectionTransformer': 'tests/mmdet/test_detr.py (abstract: its forward rewrite runs for DETR and ConditionalDETR)',
+    # multi-scale deformable attention (ORT custom-op library): test_detections_match_pytorch /
+    # test_graph_matches_rewritten_forward [<name>-<exporter>-<mode>]
+    'DeformableDETR': 'tests/mmdet/test_deformable_detr.py [deformable_detr-*], [deformable_detr_refine-*], '
+                      '[deformable_detr_twostage-*]',
+    'DINO': 'tests/mmdet/test_deformable_detr.py [dino-*] (heads: the forward rewrite relies on DeformableDETRHead)',
 }
 
 

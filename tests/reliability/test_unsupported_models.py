@@ -17,8 +17,8 @@ SEG = 'configs/mmdet/instance-seg/instance-seg_onnxruntime_static.py'
 CLS = 'configs/mmpretrain/classification_onnxruntime_static.py'
 
 CASES = [
-    pytest.param(DET, 'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
-                 ['DeformableDETR cannot be exported', 'MultiScaleDeformableAttention'], id='deformable-detr'),
+    pytest.param(DET, 'mmdet::dab_detr/dab-detr_r50_8xb2-50e_coco.py',
+                 ['DABDETR cannot be exported', 'pre_decoder'], id='dab-detr'),  # Deformable DETR / DINO are supported
     pytest.param(SEG, 'mmdet::solo/solo_r50_fpn_1x_coco.py', ['SOLO cannot be exported'],
                  id='solo'),  # SOLOv2 is supported (tests/mmdet/test_solov2.py), SOLO v1 is not
     pytest.param(DET, 'mmdet::paa/paa_r50_fpn_1x_coco.py',

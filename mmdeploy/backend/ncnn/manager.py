@@ -14,10 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from mmdeploy.backend.base import BaseBackendManager
-from mmdeploy.backend.ncnn.param import format_param, parse_param, rename_blobs, set_input_shape
+from mmdeploy.backend.ncnn.param import (format_param, parse_param, rename_blobs, reshape_outputs,
+                                         set_input_shape)
 from mmdeploy.errors import ConfigError, InputFileError, ModelFileError, UnsupportedModelError
 
 
@@ -83,10 +84,12 @@ def static_input_shapes(onnx_file: str, deploy_cfg: Any) -> Dict[str, List[int]]
     return shapes
 
 
-def _output_names(onnx_file: str) -> List[str]:
+def _output_shapes(onnx_file: str) -> Dict[str, List[int]]:
+    """``{output name: ONNX shape}`` in graph order (``-1`` for an axis without a fixed size)."""
     import onnx
 
-    return [o.name for o in onnx.load(onnx_file, load_external_data=False).graph.output]
+    return {o.name: [d.dim_value if d.HasField('dim_value') else -1 for d in o.type.tensor_type.shape.dim]
+            for o in onnx.load(onnx_file, load_external_data=False).graph.output}
 
 
 def pnnx_executable() -> str:
@@ -113,6 +116,21 @@ def _unknown_layers(param_text: str) -> List[str]:
     return sorted(t for t in types if t != 'Input' and ncnn.create_layer(t) is None)
 
 
+def _stage_onnx(onnx_file: str, local: str) -> None:
+    """Put ``onnx_file`` at ``local`` for pnnx: a link, or a copy with LSTM outputs in the layout pnnx matches."""
+    import onnx
+
+    from mmdeploy.backend.ncnn.onnx_prepass import restore_lstm_output_layout
+
+    model = onnx.load(onnx_file, load_external_data=False)
+    if any(node.op_type == 'LSTM' for node in model.graph.node):
+        model = onnx.load(onnx_file)
+        if restore_lstm_output_layout(model):
+            onnx.save(model, local)
+            return
+    os.symlink(os.path.abspath(onnx_file), local)
+
+
 def run_pnnx(onnx_file: str, shapes: Mapping[str, Sequence[int]], folder: str, fp16: bool) -> Tuple[str, str]:
     """Convert ``onnx_file`` with pnnx inside ``folder``; returns the ncnn ``(param, bin)`` paths there.
 
@@ -121,7 +139,7 @@ def run_pnnx(onnx_file: str, shapes: Mapping[str, Sequence[int]], folder: str, f
             (named).
     """
     local = os.path.join(folder, 'model.onnx')
-    os.symlink(os.path.abspath(onnx_file), local)
+    _stage_onnx(onnx_file, local)
     out = {key: os.path.join(folder, name) for key, name in (
         ('pnnxparam', 'model.pnnx.param'), ('pnnxbin', 'model.pnnx.bin'), ('pnnxpy', 'model_pnnx.py'),
         ('pnnxonnx', 'model.pnnx.onnx'), ('ncnnparam', 'model.ncnn.param'), ('ncnnbin', 'model.ncnn.bin'),
@@ -149,11 +167,16 @@ def run_pnnx(onnx_file: str, shapes: Mapping[str, Sequence[int]], folder: str, f
     return out['ncnnparam'], out['ncnnbin']
 
 
-def finish_param(param_text: str, shapes: Mapping[str, Sequence[int]], outputs: Sequence[str]) -> str:
+def finish_param(param_text: str, shapes: Mapping[str, Sequence[int]],
+                 outputs: Union[Sequence[str], Mapping[str, Sequence[int]]], bin_file: Optional[str] = None) -> str:
     """pnnx's param with the ONNX input / output names and the inputs' shapes written on the Input layers.
 
     The shape written is what ncnn sees: without the leading axis when it is
-    1 (pnnx drops it), all axes otherwise.
+    1 (pnnx drops it), all axes otherwise. Given the outputs' ONNX shapes
+    (a mapping) and the ``.bin``, an output that ncnn gives with a leading
+    axis of 1 that pnnx kept (a ``Reshape`` to ``[1, T, C]``, then a softmax:
+    mmocr's CRNN) gets a ``Reshape`` without it, so every output of a batch
+    image has the ONNX shape minus the batch axis.
     """
     layers = parse_param(param_text)
     inputs = list(shapes)
@@ -163,7 +186,84 @@ def finish_param(param_text: str, shapes: Mapping[str, Sequence[int]], outputs: 
     for name, shape in shapes.items():
         if name in by_top:
             set_input_shape(by_top[name], list(shape)[1:] if shape and shape[0] == 1 else list(shape))
+    if isinstance(outputs, Mapping) and bin_file:
+        extra = _kept_batch_axes(format_param(layers), bin_file, shapes, outputs)
+        if extra:
+            reshape_outputs(layers, extra)
     return format_param(layers)
+
+
+def _kept_batch_axes(param_text: str, bin_file: str, shapes: Mapping[str, Sequence[int]],
+                     outputs: Mapping[str, Sequence[int]]) -> Dict[str, List[int]]:
+    """``{output: shape without the batch}`` for static outputs ``[1, ...]`` that ncnn returns with the 1 kept.
+
+    Runs the net once on zeros of the conversion shapes (the ranks come out
+    of ncnn only when it computes).
+    """
+    import ncnn
+    import numpy as np
+
+    wanted = {n: list(s[1:]) for n, s in outputs.items()
+              if len(s) >= 2 and s[0] == 1 and all(d > 0 for d in s) and len(s) - 1 <= 4}
+    if not wanted or not all(s and s[0] == 1 for s in shapes.values()):
+        return {}
+    net = ncnn.Net()
+    net.opt.num_threads = 1
+    try:
+        if net.load_param_mem(param_text) != 0 or net.load_model(bin_file) != 0:
+            return {}
+        found = {}
+        with net.create_extractor() as ex:
+            for name, shape in shapes.items():
+                ex.input(name, ncnn.Mat(np.zeros(list(shape)[1:], np.float32)).clone())
+            for name, shape in wanted.items():
+                ret, mat = ex.extract(name)
+                if ret == 0 and mat.dims != len(shape) and int(np.prod(shape)) == mat.w * mat.h * mat.d * mat.c:
+                    found[name] = shape
+        return found
+    finally:
+        net.clear()
+
+
+def _dynamic_image_inputs(onnx_file: str, deploy_cfg: Any) -> List[str]:
+    """Inputs ``[N, C, H, W]`` of ``onnx_file`` whose height or width ``onnx_config.dynamic_axes`` declares dynamic."""
+    import onnx
+
+    from mmdeploy.utils.config_utils import get_dynamic_axes
+
+    declared = (get_dynamic_axes(deploy_cfg) or {}) if deploy_cfg is not None else {}
+    names = []
+    for value in onnx.load(onnx_file, load_external_data=False).graph.input:
+        axes = declared.get(value.name) or ()
+        if len(value.type.tensor_type.shape.dim) == 4 and (2 in axes or 3 in axes):
+            names.append(value.name)
+    return names
+
+
+def check_size_free(param_text: str, onnx_file: str, shapes: Mapping[str, Sequence[int]], deploy_cfg: Any) -> None:
+    """Refuse a ``.param`` that fixes sizes when the deploy config declares a dynamic height / width.
+
+    pnnx converts at one shape; ncnn's convolution and pooling layers then
+    take any size, but an ``Interp`` written with an output size (what
+    ``F.interpolate(size=...)`` becomes: mmdet's FPN, mmseg's decode heads)
+    resizes to the conversion shape's feature size whatever comes in, and
+    the outputs are wrong at other sizes.
+
+    Raises:
+        UnsupportedModelError: naming the layer, its fixed size and the fix.
+    """
+    dynamic = _dynamic_image_inputs(onnx_file, deploy_cfg)
+    if not dynamic:
+        return
+    for layer in parse_param(param_text):
+        values = dict(p.split('=', 1) for p in layer.params if '=' in p)
+        if layer.type == 'Interp' and int(values.get('3', 0) or 0) > 0 and int(values.get('4', 0) or 0) > 0:
+            size = 'x'.join(str(d) for d in list(shapes[dynamic[0]])[2:][::-1])
+            raise UnsupportedModelError(
+                f'ncnn cannot run {os.path.basename(onnx_file)!r} at other sizes than the {size} it was converted '
+                f"at: its Interp layer {layer.name!r} resizes to a fixed {values['4']}x{values['3']} "
+                f'(F.interpolate(size=...), e.g. an FPN); use a static ncnn deploy config (input_shape=[w, h]) '
+                f'or drop the height / width from onnx_config.dynamic_axes')
 
 
 class NCNNManager(BaseBackendManager):
@@ -203,7 +303,8 @@ class NCNNManager(BaseBackendManager):
             try:
                 ncnn_param, ncnn_bin = run_pnnx(onnx_file, shapes, folder, fp16=precision == 'FP16')
                 with open(ncnn_param) as f:
-                    text = finish_param(f.read(), shapes, _output_names(onnx_file))
+                    text = finish_param(f.read(), shapes, _output_shapes(onnx_file), ncnn_bin)
+                check_size_free(text, onnx_file, shapes, deploy_cfg)
                 os.replace(ncnn_bin, bin_file)  # same folder tree: an atomic rename
                 atomic_write_bytes(param_file, text.encode())
             finally:

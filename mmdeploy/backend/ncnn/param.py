@@ -115,3 +115,20 @@ def input_shapes(layers: Sequence[Layer]) -> Dict[str, List[int]]:
 def input_ranks(layers: Sequence[Layer]) -> Dict[str, int]:
     """``{input blob: number of axes ncnn sees}`` from the ``Input`` layers' shapes (0 when none is written)."""
     return {name: len(shape) for name, shape in input_shapes(layers).items()}
+
+
+
+def reshape_outputs(layers: List[Layer], shapes: Mapping[str, Sequence[int]]) -> None:
+    """Append a ``Reshape`` to each output in ``shapes`` (``{output: shape ncnn should give}``; edits ``layers``).
+
+    The layer that made the output now writes ``<output>.raw``.
+    """
+    for name, shape in shapes.items():
+        if not 1 <= len(shape) <= 4:
+            continue
+        raw = f'{name}.raw'
+        for layer in layers:
+            layer.tops = [raw if t == name else t for t in layer.tops]
+            layer.bottoms = [raw if b == name else b for b in layer.bottoms]
+        keys = {1: ('0',), 2: ('1', '0'), 3: ('2', '1', '0'), 4: ('2', '11', '1', '0')}[len(shape)]
+        layers.append(Layer('Reshape', f'{name}.rank', [raw], [name], [f'{k}={int(d)}' for k, d in zip(keys, shape)]))

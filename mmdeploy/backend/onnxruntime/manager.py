@@ -24,11 +24,21 @@ class ONNXRuntimeManager(BaseBackendManager):
     @classmethod
     def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
                    device: str = 'cpu') -> List[str]:
-        """ONNX Runtime reads ONNX directly: return the files after checking they exist."""
+        """ONNX Runtime reads ONNX directly: return the files after checking they exist.
+
+        With ``backend_config.precision='FP16'`` each file is converted to a
+        float16 graph beside it (``<name>.fp16.onnx``, see
+        :mod:`mmdeploy.backend.onnxruntime.fp16`) and those are returned.
+        """
         for path in onnx_files:
             if not os.path.isfile(path):
                 raise InputFileError(f'ONNX file not found: {path!r}')
-        return [os.fspath(p) for p in onnx_files]
+        if _precision(deploy_cfg) != 'FP16':
+            return [os.fspath(p) for p in onnx_files]
+        from mmdeploy.backend.onnxruntime.fp16 import convert_to_fp16, fp16_file_name
+
+        return [convert_to_fp16(os.fspath(p), fp16_file_name(os.path.join(work_dir, os.path.basename(p))))
+                for p in onnx_files]
 
     @classmethod
     def build_wrapper(cls, backend_files: Sequence[str], device: str = 'cpu', deploy_cfg: Any = None,
@@ -39,4 +49,11 @@ class ONNXRuntimeManager(BaseBackendManager):
         backend_cfg = dict(deploy_cfg.get('backend_config', {})) if deploy_cfg is not None else {}
         return ORTWrapper(backend_files[0], device=device, output_names=output_names,
                           providers=backend_cfg.get('providers'),
-                          num_threads=backend_cfg.get('intra_op_num_threads'))
+                          num_threads=backend_cfg.get('intra_op_num_threads'),
+                          cuda_graph=bool(backend_cfg.get('cuda_graph', False)),
+                          cudnn_conv_algo_search=backend_cfg.get('cudnn_conv_algo_search'))
+
+
+def _precision(deploy_cfg: Any) -> str:
+    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
+    return str((section or {}).get('precision', None) or 'FP32').upper()

@@ -33,10 +33,17 @@ def _is_threads(v: Any) -> bool:
 CONFIG_KEYS = {
     'providers': ConfigKey(_is_providers, "None or a list such as ['CPUExecutionProvider']"),
     'intra_op_num_threads': ConfigKey(_is_threads, 'None or an int >= 0'),
-    # written to deploy.json; the exported float32 graph is what runs (no FP16 conversion here)
-    'precision': ConfigKey(lambda v: isinstance(v, str) and v.upper() == 'FP32',
-                           "'FP32' (ONNX Runtime runs the exported float32 graph; FP16 conversion is not "
-                           'supported: remove the key)'),
+    # FP16: the exported graph converted to float16 (fp32 inputs / outputs, NMS / TopK and what follows kept
+    # fp32: mmdeploy/backend/onnxruntime/fp16.py); it pays on the CUDA provider
+    'precision': ConfigKey(lambda v: isinstance(v, str) and v.upper() in ('FP32', 'FP16'),
+                           "'FP32' (the exported graph) or 'FP16' (converted to float16 for the CUDA provider)"),
+    'cuda_graph': ConfigKey(lambda v: isinstance(v, bool),
+                            "True or False: capture a CUDA graph on the first run (device 'cuda', fixed shapes)"),
+    'cudnn_conv_algo_search': ConfigKey(lambda v: v is None or v in ('EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'),
+                                        "None, 'EXHAUSTIVE', 'HEURISTIC' or 'DEFAULT'"),
+    'device': ConfigKey(lambda v: v is None or (isinstance(v, str) and (v == 'cpu' or v.startswith('cuda'))),
+                        "None, 'cpu' or 'cuda[:id]': the device this config is meant for (deploy with "
+                        '--device to match; tests skip cuda configs without a GPU)'),
 }
 
 

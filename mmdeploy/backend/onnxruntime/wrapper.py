@@ -18,7 +18,8 @@ _ORT_TO_NUMPY = {
 }
 
 
-def _providers_for(device: str, providers: Optional[Sequence[Any]]) -> List[Any]:
+def _providers_for(device: str, providers: Optional[Sequence[Any]],
+                   cuda_options: Optional[Mapping[str, Any]] = None) -> List[Any]:
     import onnxruntime as ort
 
     if providers:
@@ -36,8 +37,22 @@ def _providers_for(device: str, providers: Optional[Sequence[Any]]) -> List[Any]
         device_id = int(device.split(':')[1]) if ':' in device else 0
         # use_tf32 0: float32 models run in float32 as on the CPU (TF32 convolutions move ResNet logits
         # by ~1e-2, more than a comparison with PyTorch must resolve); explicit providers can turn it on
-        return [('CUDAExecutionProvider', {'device_id': device_id, 'use_tf32': 0}), 'CPUExecutionProvider']
+        options = {'device_id': device_id, 'use_tf32': 0, **{k: str(v) for k, v in (cuda_options or {}).items()}}
+        return [('CUDAExecutionProvider', options), 'CPUExecutionProvider']
     return ['CPUExecutionProvider']
+
+
+def _cuda_options(device: str, cuda_graph: bool, conv_algo: Optional[str]) -> Dict[str, Any]:
+    if not device.startswith('cuda'):
+        if cuda_graph:
+            raise ConfigError("backend_config.cuda_graph needs device 'cuda'; remove it or deploy with --device cuda")
+        return {}
+    options: Dict[str, Any] = {}
+    if cuda_graph:
+        options['enable_cuda_graph'] = 1
+    if conv_algo:
+        options['cudnn_conv_algo_search'] = conv_algo
+    return options
 
 
 def session_torch_device(device: str) -> Any:
@@ -73,10 +88,16 @@ class ORTWrapper(BaseWrapper):
         output_names: outputs to fetch (default: all, in model order).
         providers: explicit provider list (overrides ``device``).
         num_threads: ``intra_op_num_threads`` (default: ONNX Runtime's choice).
+        cuda_graph: on ``'cuda'``, capture the model into a CUDA graph on the
+            first run and replay it (every input and output shape must be fixed:
+            a static config without data-dependent outputs such as NMS's).
+        cudnn_conv_algo_search: ``'EXHAUSTIVE'``, ``'HEURISTIC'`` or
+            ``'DEFAULT'`` (ONNX Runtime's CUDA provider option).
     """
 
     def __init__(self, onnx_file: str, device: str = 'cpu', output_names: Optional[Sequence[str]] = None,
-                 providers: Optional[Sequence[Any]] = None, num_threads: Optional[int] = None) -> None:
+                 providers: Optional[Sequence[Any]] = None, num_threads: Optional[int] = None,
+                 cuda_graph: bool = False, cudnn_conv_algo_search: Optional[str] = None) -> None:
         import onnxruntime as ort
 
         if not isinstance(onnx_file, (str, os.PathLike)) or not os.path.isfile(onnx_file):
@@ -91,8 +112,10 @@ class ORTWrapper(BaseWrapper):
         register_if_needed(options, onnx_file)  # csrc/ops, when the graph uses one of its ops
         self.device = device
         try:
-            self.session = ort.InferenceSession(onnx_file, options, providers=_providers_for(device, providers))
-        except BackendUnavailableError:
+            self.session = ort.InferenceSession(
+                onnx_file, options, providers=_providers_for(device, providers,
+                                                             _cuda_options(device, cuda_graph, cudnn_conv_algo_search)))
+        except (BackendUnavailableError, ConfigError):
             raise
         except Exception as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -110,6 +133,7 @@ class ORTWrapper(BaseWrapper):
         self.output_names = list(output_names or [o.name for o in self.session.get_outputs()])
         # io-binding only where the session runs on the GPU (explicit CPU providers run on the host)
         self._use_io_binding = 'CUDAExecutionProvider' in self.session.get_providers()
+        self._graph = CudaGraphBuffers(self) if cuda_graph and self._use_io_binding else None
 
     def _check(self, name: str, dtype: Any, shape: Sequence[int]) -> None:
         meta = self._inputs[name]
@@ -149,6 +173,8 @@ class ORTWrapper(BaseWrapper):
                 model); the message says what to change.
         """
         as_torch = self.check_named_inputs(inputs, self.session, self._inputs)
+        if self._graph is not None:
+            return self._graph.run(inputs, as_torch)
         if as_torch and self._use_io_binding:
             return self._forward_io_binding(inputs)
         feed = {}
@@ -218,5 +244,75 @@ class ORTWrapper(BaseWrapper):
         return {n: torch.from_dlpack(o) for n, o in zip(self.output_names, binding.get_outputs())}
 
     def close(self) -> None:
-        """Drop the session."""
+        """Drop the session (and the CUDA graph's buffers)."""
+        self._graph = None
         self.session = None
+
+
+class CudaGraphBuffers:
+    """The fixed input and output buffers a CUDA-graph session replays on.
+
+    ONNX Runtime captures the graph on the first run and replays it on the
+    same device addresses: inputs are copied into buffers allocated once (at
+    the shapes of the first call) and outputs land in buffers of the shapes
+    the model declares; each call returns copies, so a later call cannot
+    overwrite what an earlier one returned.
+    """
+
+    def __init__(self, wrapper: 'ORTWrapper') -> None:
+        import threading
+
+        dynamic = [o.name for o in wrapper.session.get_outputs()
+                   if o.name in wrapper.output_names and not all(isinstance(d, int) for d in o.shape)]
+        if dynamic:
+            raise ConfigError(f'backend_config.cuda_graph needs outputs of fixed shape; {dynamic} are '
+                              f'data-dependent or dynamic: remove cuda_graph or use a static config')
+        self.wrapper = wrapper
+        self.lock = threading.Lock()
+        self.inputs: Dict[str, Any] = {}
+        self.outputs: Dict[str, Any] = {}
+        self.binding = None
+
+    def _allocate(self, inputs: Mapping[str, Any]) -> None:
+        import torch
+
+        session = self.wrapper.session
+        target = session_torch_device(self.wrapper.device)
+        binding = session.io_binding()
+        for name, value in inputs.items():
+            shape = tuple(value.shape)
+            dtype = _ORT_TO_NUMPY.get(self.wrapper._inputs[name].type, np.float32)
+            self.wrapper._check(name, dtype, shape)
+            buf = torch.zeros(shape, dtype=torch.from_numpy(np.zeros(0, dtype)).dtype, device=target)
+            binding.bind_input(name, 'cuda', target.index, dtype, list(shape), buf.data_ptr())
+            self.inputs[name] = buf
+        meta = {o.name: o for o in session.get_outputs()}
+        for name in self.wrapper.output_names:
+            dtype = _ORT_TO_NUMPY.get(meta[name].type, np.float32)
+            buf = torch.empty(tuple(meta[name].shape), dtype=torch.from_numpy(np.zeros(0, dtype)).dtype,
+                              device=target)
+            binding.bind_output(name, 'cuda', target.index, dtype, list(buf.shape), buf.data_ptr())
+            self.outputs[name] = buf
+        self.binding = binding
+
+    def run(self, inputs: Mapping[str, Any], as_torch: bool) -> Dict[str, Any]:
+        """Copy ``inputs`` into the buffers, replay, return copies of the outputs (torch CUDA or numpy)."""
+        import torch
+
+        with self.lock:
+            if self.binding is None:
+                self._allocate(inputs)
+            for name, value in inputs.items():
+                buf = self.inputs[name]
+                if tuple(value.shape) != tuple(buf.shape):
+                    raise InputDataError(f'input {name!r} has shape {list(value.shape)}, but this CUDA-graph '
+                                         f'session was captured at {list(buf.shape)}; give that shape or '
+                                         f'remove backend_config.cuda_graph')
+                src = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+                buf.copy_(src.to(buf.dtype))
+            torch.cuda.current_stream(buf.device).synchronize()
+            self.wrapper.session.run_with_iobinding(self.binding)
+            outputs = {n: b.clone() for n, b in self.outputs.items()}
+        if as_torch:
+            return outputs
+        return {n: t.cpu().numpy() for n, t in outputs.items()}

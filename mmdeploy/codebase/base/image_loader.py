@@ -82,3 +82,20 @@ def array_loader(model_cfg: Any) -> Optional[ArrayImageLoader]:
         return None
     step.pop('type')
     return ArrayImageLoader(**step)
+
+
+def sdk_load_step(model_cfg: Any) -> Dict[str, Any]:
+    """pipeline.json's first transform: ``LoadImageFromFile`` with the pixel options of the config's loader.
+
+    ``color_type`` and ``to_float32`` change what the network sees (grey
+    images, unrounded resizing), so the SDK must apply them as the converter
+    does (:class:`ArrayImageLoader`); file-reading options are left out.
+    """
+    step: Dict[str, Any] = dict(type='LoadImageFromFile')
+    loader = configured_loader(model_cfg) or {}
+    if 'color_type' in loader:
+        # mmcv's '*_ignore_orientation' flags concern EXIF tags of files; the SDK is given decoded arrays
+        step['color_type'] = str(loader['color_type']).replace('_ignore_orientation', '')
+    if 'to_float32' in loader:
+        step['to_float32'] = bool(loader['to_float32'])
+    return step

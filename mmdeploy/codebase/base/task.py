@@ -163,12 +163,16 @@ class BaseTask:
             from mmengine.runner import load_checkpoint
 
             try:
-                load_checkpoint(model, model_checkpoint, map_location='cpu')
+                checkpoint = load_checkpoint(model, model_checkpoint, map_location='cpu')
             except Exception as exc:  # not a checkpoint, truncated, or of another model
                 detail = str(exc).splitlines()[0] if str(exc) else ''
                 raise InputFileError(f'checkpoint {model_checkpoint!r} cannot be loaded into the model '
                                      f'({type(exc).__name__}: {detail}); give a checkpoint of this '
                                      f'model config') from exc
+            meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+            dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+            if isinstance(dataset_meta, dict) and dataset_meta.get('classes'):
+                model.dataset_meta = dict(dataset_meta)  # class names, as the codebases' init_model take them
         model.cfg = self.model_cfg
         self.update_dataset_meta(model)
         return model.to(self.device).eval().requires_grad_(False) if isinstance(model, torch.nn.Module) else model

@@ -402,6 +402,9 @@ class ObjectDetection(BaseTask):
                 post.update(mask_thr_binary=rtmdet_mask_thr_binary(self.model_cfg), is_resize_mask=True)
             elif not self.model_cfg.model.get('roi_head'):  # SOLOv2's test_cfg.mask_thr
                 post['mask_thr_binary'] = float((self.model_cfg.model.get('test_cfg') or {}).get('mask_thr', 0.5))
+                from mmdeploy.codebase.mmdet.instance.masks import solo_params
+
+                post['mask_stride'] = solo_params(self.model_cfg)['mask_stride']  # the SDK upsamples by it
             return dict(type='ResizeInstanceMask', params=post)
         return dict(type='ResizeBBox', params=post)
 

@@ -60,9 +60,9 @@ def deploy_pipeline(model_cfg: Any, input_shape: Optional[Sequence[int]], droppe
 def sdk_preprocess(model_cfg: Any, input_shape: Optional[Sequence[int]], data_preprocessor: Dict[str, Any],
                    dropped: Sequence[str] = (), meta_keys: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """pipeline.json's transforms: load, the deployed pipeline, normalise, pad, to tensor, collect."""
-    load = dict(type='LoadImageFromFile')
-    if reads_grayscale(model_cfg):
-        load['color_type'] = 'grayscale'
+    from mmdeploy.codebase.base.image_loader import sdk_load_step
+
+    load = sdk_load_step(model_cfg)  # the config's color_type (CRNN: grayscale) and to_float32
     steps = [load] + [t for t in deploy_pipeline(model_cfg, input_shape, dropped)
                       if isinstance(t, dict) and not t['type'].startswith('Pack')]
     mean, std = data_preprocessor.get('mean'), data_preprocessor.get('std')

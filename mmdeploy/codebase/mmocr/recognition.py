@@ -148,6 +148,9 @@ class TextRecognition(BaseTask):
         dictionary = dict(copy.deepcopy(decoder.dictionary))
         dictionary.pop('type', None)
         dictionary['dict_file'] = DICT_FILE
+        ignore_chars = (decoder.get('postprocessor') or {}).get('ignore_chars')
+        if ignore_chars is not None:  # the SDK decodes with mmocr's default ['padding'] otherwise
+            dictionary['ignore_chars'] = list(ignore_chars)
         return dict(type=_SDK_CONVERTERS.get(post_type, post_type), params=dictionary)
 
     def sdk_custom_files(self) -> Dict[str, bytes]:

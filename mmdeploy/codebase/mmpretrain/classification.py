@@ -133,7 +133,10 @@ class Classification(BaseTask):
         atomic_write_image(output_file, canvas)
 
     def get_preprocess(self) -> List[Dict[str, Any]]:
-        pipeline = [dict(type='LoadImageFromFile')] + self._test_pipeline(self.ir_input_shape())
+        from mmdeploy.codebase.base.image_loader import sdk_load_step
+
+        # the loader keeps the config's color_type / to_float32, which the converter applies too
+        pipeline = [sdk_load_step(self.model_cfg)] + self._test_pipeline(self.ir_input_shape())
         pipeline = [t for t in pipeline if t['type'] != 'PackInputs']
         pre = self.model_cfg.get('data_preprocessor') or {}
         pipeline.append(dict(type='Normalize', mean=list(pre.get('mean', [0, 0, 0])),

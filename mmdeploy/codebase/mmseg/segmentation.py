@@ -209,7 +209,9 @@ class Segmentation(BaseTask):
     # --------------------------------------------------------- SDK meta
     def get_preprocess(self) -> List[Dict[str, Any]]:
         """``LoadImageFromFile``, the test pipeline's resize, then Normalize, Pad, format and Collect."""
-        transforms: List[Dict[str, Any]] = [dict(type='LoadImageFromFile')]
+        from mmdeploy.codebase.base.image_loader import sdk_load_step
+
+        transforms: List[Dict[str, Any]] = [sdk_load_step(self.model_cfg)]  # the config's color_type / to_float32
         for step in self._test_pipeline(self.ir_input_shape()):
             step = dict(step)
             if step['type'] == 'PackSegInputs':

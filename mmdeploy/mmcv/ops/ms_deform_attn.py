@@ -15,9 +15,11 @@ torch custom op ``mmdeploy::ms_deform_attn``, one fused node instead:
   symbolic) through :func:`ms_deform_attn_symbolic`;
 - the dynamo exporter through :func:`ms_deform_attn_translation`.
 
-For an engine without the op the function is left alone (the ``GridSample``
-graph), so no model is refused for lacking it (that graph splits ``value`` by
-the values of ``spatial_shapes``, which only the TorchScript exporter traces).
+A model holding the module is refused before export for an engine without the
+op (:mod:`mmdeploy.mmcv.ops.required_ops`, naming the engines that have it).
+For a direct :func:`~mmdeploy.apis.onnx.export.export_onnx` without the op the
+function is left alone: mmcv's ``GridSample`` graph, which splits ``value`` by
+the values of ``spatial_shapes`` (fixed sizes, TorchScript exporter only).
 ``level_start_index`` is computed in the graph from ``spatial_shapes``.
 
 ``MultiScaleDeformableAttention.forward`` is rewritten too

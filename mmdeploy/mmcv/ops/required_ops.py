@@ -16,11 +16,11 @@ the op and the engines that have it::
 The table :data:`MODULE_OPS` maps module classes (subclasses included, e.g.
 ``DeformConv2dPack`` and mmdet's ``DCN`` / ``DCNv2``) to their op:
 ``DeformConv2d`` -> ``mmcv::MMCVDeformConv2d``, ``ModulatedDeformConv2d`` ->
-``mmcv::MMCVModulatedDeformConv2d``. A plugin adds its own with
-:func:`register_module_op`. ``MultiScaleDeformableAttention`` is not in it:
-for an engine without ``mmcv::MMCVMultiScaleDeformableAttention`` it exports
-as standard ``GridSample`` nodes (see :mod:`mmdeploy.mmcv.ops.ms_deform_attn`),
-so it never causes a refusal.
+``mmcv::MMCVModulatedDeformConv2d``, ``MultiScaleDeformableAttention`` ->
+``mmcv::MMCVMultiScaleDeformableAttention`` (Deformable DETR, DINO: mmcv's
+``GridSample`` form splits ``value`` by the values of ``spatial_shapes``, which
+neither exporter keeps symbolic in these detectors). A plugin adds its own with
+:func:`register_module_op`.
 
 A backend manager that lists an op but cannot run it in this environment (ONNX
 Runtime whose custom-op library was not built) says why through an optional
@@ -39,6 +39,7 @@ from mmdeploy.errors import UnsupportedModelError
 MODULE_OPS: Dict[str, str] = {
     'mmcv.ops.deform_conv.DeformConv2d': 'mmcv::MMCVDeformConv2d',
     'mmcv.ops.modulated_deform_conv.ModulatedDeformConv2d': 'mmcv::MMCVModulatedDeformConv2d',
+    'mmcv.ops.multi_scale_deform_attn.MultiScaleDeformableAttention': 'mmcv::MMCVMultiScaleDeformableAttention',
 }
 
 

@@ -1,1 +1,1 @@
-"""DETR-family detectors (DETR, Conditional DETR): transformer detectors without NMS."""
+"""DETR-family detectors (DETR, Conditional DETR, Deformable DETR, DINO): transformer detectors without NMS."""

@@ -17,22 +17,21 @@ the trace goes far): torch.export fixes the batch of the one-image example to
 are contiguous only for a batch of 1. Height and width stay dynamic there; the
 TorchScript exporter keeps all three.
 
-Deformable DETR and DINO attend with ``MultiScaleDeformableAttention``; until
-they are verified with its export they are refused before the export, naming
-the op.
+Deformable DETR (plain, ``with_box_refine``, ``as_two_stage``) and DINO attend
+with ``MultiScaleDeformableAttention``: their forward is
+:func:`deformable_detr__forward` (the transformer of :mod:`.deformable`, the
+head's every layer, the same top-k). The attention exports to the custom node
+``mmcv::MMCVMultiScaleDeformableAttention``; an engine without it is refused
+before the export (:mod:`mmdeploy.mmcv.ops.required_ops`).
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from mmdeploy.codebase.mmdet.detr.deformable import deformable_forward_transformer
 from mmdeploy.codebase.mmdet.detr.head import detr_head_predict
 from mmdeploy.codebase.mmdet.one_stage.detector import export_img_metas, refuse_dynamo_dynamic_batch
 from mmdeploy.core import FUNCTION_REWRITER, mark
-
-#: why Deformable DETR and its subclasses (DINO) cannot be exported
-DEFORMABLE_ATTENTION = ('its transformer needs the MultiScaleDeformableAttention op, whose export is not '
-                        'verified with this detector yet')
-
 
 @FUNCTION_REWRITER.register_rewriter('mmdet.models.detectors.detr.DETR.pre_transformer', relies_on=())
 def detr__pre_transformer(self: Any, img_feats: Tuple[Any, ...],
@@ -93,11 +92,44 @@ def detection_transformer__forward(self: Any, inputs: Any, data_samples: Optiona
     return _detr_forward(self, inputs, export_img_metas(inputs, data_samples))
 
 
-@FUNCTION_REWRITER.register_rewriter(
-    'mmdet.models.detectors.deformable_detr.DeformableDETR.forward', relies_on=(),
-    refused={'mmdet.models.detectors.DeformableDETR': DEFORMABLE_ATTENTION})
-def deformable_detr__forward(self: Any, *args: Any, **kwargs: Any) -> Any:
-    """Refuse Deformable DETR and DINO (the check before the export does already; this guards direct calls)."""
-    from mmdeploy.errors import UnsupportedModelError
+# the marked parameter is named like the graph input (see _detr_forward)
+@mark('detector_forward', inputs=['input'], outputs=['dets', 'labels'])
+def _deformable_detr_forward(self: Any, input: Any, batch_img_metas: List[dict]) -> Tuple[Any, Any]:  # noqa: A002
+    head_inputs = deformable_forward_transformer(self, self.extract_feat(input))
+    # every decoder layer: with box refinement each has its own branches, indexed by layer
+    layer_cls_scores, layer_bbox_preds = self.bbox_head(**head_inputs)
+    return detr_head_predict(self.bbox_head, layer_cls_scores, layer_bbox_preds, batch_img_metas[0]['img_shape'])
 
-    raise UnsupportedModelError(f'{type(self).__name__} cannot be exported: {DEFORMABLE_ATTENTION}')
+
+_DETECTORS = 'mmdet.models.detectors'
+_LAYERS = 'mmdet.models.layers.transformer'
+
+
+# verified: tests/mmdet/test_deformable_detr.py (Deformable DETR plain / refine / two-stage, DINO); DINO
+# overrides pre_decoder, forward_decoder and forward_transformer (denoising queries, training only)
+@FUNCTION_REWRITER.register_rewriter(
+    f'{_DETECTORS}.deformable_detr.DeformableDETR.forward',
+    relies_on=('extract_feat', 'pre_transformer', 'forward_encoder', 'forward_transformer', 'pre_decoder',
+               'forward_decoder', 'gen_encoder_output_proposals', 'get_valid_ratio',
+               f'{_LAYERS}.DeformableDetrTransformerEncoder.forward',
+               f'{_LAYERS}.DeformableDetrTransformerEncoder.get_encoder_reference_points',
+               f'{_HEADS}.DeformableDETRHead.forward', f'{_HEADS}.DeformableDETRHead.predict',
+               f'{_HEADS}.DeformableDETRHead.predict_by_feat', f'{_HEADS}.DETRHead._predict_by_feat_single'),
+    verified=(f'{_DETECTORS}.DeformableDETR', f'{_DETECTORS}.DINO', f'{_HEADS}.DeformableDETRHead',
+              f'{_HEADS}.DINOHead'))
+def deformable_detr__forward(self: Any, inputs: Any, data_samples: Optional[Sequence[Any]] = None,
+                             mode: str = 'tensor', **kwargs: Any) -> Tuple[Any, Any]:
+    """Always predict: ``dets [N, max_per_img, 5]`` and ``labels [N, max_per_img]`` in input-image pixels.
+
+    As :func:`detection_transformer__forward`, with the transformer of
+    :func:`~mmdeploy.codebase.mmdet.detr.deformable.deformable_forward_transformer`.
+    A dynamic batch under dynamo is refused as for DETR: the decoder's
+    self-attention is the same mmcv ``MultiheadAttention`` (not re-measured here).
+    """
+    ctx = FUNCTION_REWRITER.get_context()
+    if data_samples is None:
+        data_samples = ctx.extra.get('data_samples')
+    refuse_dynamo_dynamic_batch(self, data_samples, 'torch.export fixes the batch of a one-image example to 1 '
+                                '(the transformer\'s attention projects tensors whose layout is contiguous only '
+                                'for a batch of 1)')
+    return _deformable_detr_forward(self, inputs, export_img_metas(inputs, data_samples))

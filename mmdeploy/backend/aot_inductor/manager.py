@@ -1,0 +1,160 @@
+"""AOTInductor backend manager: the rewritten model exported with torch.export, compiled into a ``.pt2`` package.
+
+Compilation generates and builds C++ (CPU) or Triton / CUDA (GPU) code for the
+device the model is deployed on: run ``mmdeploy deploy --device cuda`` on the
+GPU machine that will run the package. ``backend_config.precision`` ``'FP16'``
+/ ``'BF16'`` compiles a copy of the model in that dtype; inputs and float
+outputs stay float32 (cast inside the package).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from mmdeploy.backend.base import BaseBackendManager
+from mmdeploy.backend.torchscript.runtime import (PRECISIONS, backend_file, check_device, define_custom_ops,
+                                                   input_sizes, names_of, precision_of)
+from mmdeploy.errors import ExportError, ModelFileError
+
+logger = logging.getLogger('mmdeploy')
+
+
+def cast_precision(module: Any, dtype: Any) -> Any:
+    """``module`` for float32; else a copy in ``dtype`` taking float32 inputs and giving float32 float outputs.
+
+    Integer outputs (labels) are left as they are; the caller's model is not changed.
+    """
+    import torch
+
+    if dtype == torch.float32:
+        return module
+
+    class _Cast(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: Any) -> Any:
+            outputs = self.inner(*[a.to(dtype) for a in args])
+            single = isinstance(outputs, torch.Tensor)
+            outputs = [outputs] if single else list(outputs)
+            outputs = [o.float() if o.is_floating_point() else o for o in outputs]
+            return outputs[0] if single else tuple(outputs)
+
+    return _Cast(copy.deepcopy(module).to(dtype)).eval()
+
+
+#: package metadata key: input name -> example sizes, None on dynamic axes
+SIZES_KEY = 'mmdeploy_input_sizes'
+
+
+def _sizes_of_one_stay_dynamic(shapes: Any) -> Any:
+    """A context in which torch.export keeps a declared dynamic axis of example size 1 dynamic.
+
+    The example input is one image: without this, torch.export specialises
+    a size of 1 (the batch axis) and the package refuses batch 2.
+    """
+    import contextlib
+
+    if not shapes:
+        return contextlib.nullcontext()
+    from torch.fx.experimental import _config as fx_config
+
+    return fx_config.patch(backed_size_oblivious=True)
+
+
+class AOTInductorManager(BaseBackendManager):
+    """AOTInductor: :meth:`from_pytorch` exports and compiles; the wrapper loads the package.
+
+    It takes the PyTorch model (``takes_pytorch_model``), like TorchScript.
+    """
+
+    name = 'aot_inductor'
+    takes_pytorch_model = True
+    #: torch.export keeps sizes symbolic, as the dynamo ONNX exporter does: rewrites take that branch
+    exporter = 'dynamo'
+
+    @classmethod
+    def from_pytorch(cls, module: Any, args: Tuple[Any, ...], work_dir: str, deploy_cfg: Any, device: str = 'cpu',
+                     input_names: Sequence[str] = ('input',), output_names: Sequence[str] = ('output',),
+                     dynamic_axes: Optional[Dict[str, Any]] = None) -> List[str]:
+        """Export ``module(*args)`` with torch.export (inside the caller's RewriterContext) and compile ``end2end.pt2``.
+
+        ``dynamic_axes`` of the inputs become ``Dim.AUTO`` dimensions, as for
+        the dynamo ONNX exporter. The package is written to a temporary name
+        and renamed when complete.
+
+        Raises:
+            ExportError: torch.export or the compilation failed (named).
+        """
+        import torch
+
+        from mmdeploy.apis.onnx.export import _dynamic_shapes, _first_line, _root_cause
+        from mmdeploy.utils.files import _temp_path
+
+        dtype = getattr(torch, PRECISIONS[precision_of(deploy_cfg)])
+        path = backend_file(work_dir, deploy_cfg, '.pt2')
+        tmp = _temp_path(path) + '.pt2'  # the packager wants the suffix
+        step = 'torch.export'
+        try:
+            program = cast_precision(module, dtype)
+            shapes = _dynamic_shapes(args, list(input_names), dynamic_axes)
+            with torch.no_grad(), _sizes_of_one_stay_dynamic(shapes):
+                exported = torch.export.export(program, tuple(args), dynamic_shapes=shapes)
+                step = 'AOTInductor compilation'
+                logger.info('compiling %s with AOTInductor for %s (minutes for a detector on a small CPU)',
+                            os.path.basename(path), device)
+                # the generated code does not check input sizes: the wrapper checks them against this record
+                sizes = json.dumps(input_sizes(args, list(input_names), dynamic_axes))
+                torch._inductor.aoti_compile_and_package(
+                    exported, package_path=tmp, inductor_configs={'aot_inductor.metadata': {SIZES_KEY: sizes}})
+            os.replace(tmp, path)
+        except Exception as exc:
+            raise ExportError(f'{step} of the rewritten model failed: {_first_line(_root_cause(exc))}') from exc
+        finally:
+            for leftover in (tmp, tmp[:-len('.pt2')]):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+        return [path]
+
+    @classmethod
+    def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
+                   device: str = 'cpu') -> List[str]:
+        """Not used: AOTInductor takes the PyTorch model (see :meth:`from_pytorch`)."""
+        from mmdeploy.errors import ConfigError
+
+        raise ConfigError("backend 'aot_inductor' compiles the PyTorch model, not ONNX files: use mmdeploy deploy "
+                          'or mmdeploy.apis.pytorch2backend.torch2backend')
+
+    @classmethod
+    def build_wrapper(cls, backend_files: Sequence[str], device: str = 'cpu', deploy_cfg: Any = None,
+                      input_names: Optional[Sequence[str]] = None,
+                      output_names: Optional[Sequence[str]] = None) -> Any:
+        """Load the ``.pt2`` package with ``torch._inductor.aoti_load_package`` into a wrapper."""
+        import torch
+
+        from mmdeploy.backend.torchscript.runtime import TorchProgramWrapper
+
+        check_device(device, cls.name)
+        path = next((os.fspath(f) for f in backend_files if os.fspath(f).endswith('.pt2')), None)
+        if path is None or not os.path.isfile(path):
+            raise ModelFileError(f'no AOTInductor .pt2 package among {list(backend_files)!r}; deploy writes '
+                                 f'end2end.pt2')
+        define_custom_ops()
+        index = int(device.split(':')[1]) if ':' in device else -1
+        try:
+            runner = torch._inductor.aoti_load_package(path, device_index=index)
+        except Exception as exc:
+            detail = ' '.join(str(exc).split())[:300] or type(exc).__name__
+            raise ModelFileError(f'aoti_load_package cannot load {path!r} ({detail}); a package runs only on the '
+                                 f'device kind and torch version it was compiled with: deploy again there') from exc
+        inputs, outputs = names_of(deploy_cfg, input_names, output_names)
+        try:
+            sizes = json.loads(runner.get_metadata().get(SIZES_KEY, '{}'))
+        except (AttributeError, ValueError):
+            sizes = {}
+        return TorchProgramWrapper(runner, inputs, outputs, device, os.path.basename(path), ranks={inputs[0]: 4},
+                                   sizes=sizes)

@@ -1,0 +1,78 @@
+"""float16 graphs for ONNX Runtime's CUDA provider.
+
+``backend_config.precision='FP16'`` converts the exported float32 graph with
+ONNX Runtime's own float16 converter, with three choices of ours:
+
+- inputs and outputs stay float32 (the pipeline, the SDK and the deploy gate
+  feed and read float32);
+- the ops whose float16 form is wrong or missing stay float32: NMS, TopK,
+  RoiAlign, ranges and cumulative sums, and every custom op (this project's
+  op library has float32 kernels only);
+- every node downstream of a TopK or NonMaxSuppression stays float32. In the
+  detectors' graphs that is box decoding, score gathering and NMS: float16
+  has a step of 1 px between 1024 and 2048, so decoded boxes of a 1333-px
+  image would move by up to a pixel.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, List, Set
+
+#: op types kept in float32 wherever they are
+KEEP_FP32_OPS = ('NonMaxSuppression', 'TopK', 'RoiAlign', 'Range', 'CumSum')
+#: ops after which the rest of the graph stays float32
+FP32_TAIL_AFTER = ('TopK', 'NonMaxSuppression')
+
+
+def fp32_tail_nodes(graph) -> List[str]:
+    """Names of the nodes fed, directly or not, by a :data:`FP32_TAIL_AFTER` node (those included).
+
+    Nodes without a name get one (``fp16_keep_<index>``) so the converter can
+    block them by name.
+    """
+    for index, node in enumerate(graph.node):
+        if not node.name:
+            node.name = f'fp16_keep_{index}'
+    tainted: Set[str] = set()  # tensors computed after a tail op
+    names = []
+    for node in graph.node:  # ONNX graphs are topologically sorted
+        if node.op_type in FP32_TAIL_AFTER or any(i in tainted for i in node.input):
+            tainted.update(o for o in node.output if o)
+            names.append(node.name)
+    return names
+
+
+def _custom_op_types(graph) -> Iterable[str]:
+    return sorted({n.op_type for n in graph.node if n.domain not in ('', 'ai.onnx')})
+
+
+def convert_to_fp16(src: str, dst: str) -> str:
+    """Write a float16 copy of the ONNX file ``src`` to ``dst`` (see the module docstring).
+
+    The file is written under a temporary name and renamed when complete.
+
+    Returns:
+        ``dst``.
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    model = onnx.load(src)
+    graph = model.graph
+    block_ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(KEEP_FP32_OPS) | set(_custom_op_types(graph)))
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block_ops,
+                                         node_block_list=fp32_tail_nodes(graph))
+    tmp = os.path.join(os.path.dirname(os.path.abspath(dst)), f'.mmdeploy-{os.path.basename(dst)}.tmp')
+    try:
+        onnx.save(converted, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dst
+
+
+def fp16_file_name(onnx_file: str) -> str:
+    """``end2end.onnx`` -> ``end2end.fp16.onnx`` (same folder)."""
+    stem, ext = os.path.splitext(onnx_file)
+    return f'{stem}.fp16{ext or ".onnx"}'

@@ -1,0 +1,1 @@
+"""TensorRT backend plugin (``backend_config.type = 'tensorrt'``): ONNX -> serialized engine. Unverified here."""

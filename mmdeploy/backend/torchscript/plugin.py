@@ -1,0 +1,37 @@
+"""Registers the TorchScript backend and its deploy config keys; torch is imported only when it is used."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mmdeploy.hookspecs import hookimpl
+from mmdeploy.plugins import factory
+from mmdeploy.utils.deploy_config import ConfigKey
+
+
+@factory
+def _manager() -> Any:
+    from mmdeploy.backend.torchscript.manager import TorchScriptManager
+
+    return TorchScriptManager
+
+
+#: ``backend_config`` keys read by :class:`~mmdeploy.backend.torchscript.manager.TorchScriptManager`
+CONFIG_KEYS = {
+    'device': ConfigKey(lambda v: v is None or (isinstance(v, str) and (v == 'cpu' or v.startswith('cuda'))),
+                        "None, 'cpu' or 'cuda[:id]': the device deploy builds, traces / compiles and runs on "
+                        '(--device overrides it)'),
+    'precision': ConfigKey(lambda v: isinstance(v, str) and v.upper() == 'FP32',
+                           "'FP32' (the traced model runs in float32; for fp16 / bf16 use backend 'aot_inductor')"),
+}
+
+
+@hookimpl
+def mmdeploy_backends(register: Callable[..., None]) -> None:
+    """Register ``torchscript``."""
+    register('torchscript', _manager, requires=('torch',))
+
+
+@hookimpl
+def mmdeploy_config_keys(register: Callable[..., None]) -> None:
+    """Declare the ``backend_config`` keys of ``torchscript`` (:data:`CONFIG_KEYS`)."""
+    register('backend_config', 'torchscript', CONFIG_KEYS)

@@ -1,0 +1,181 @@
+"""What the PyTorch-native backends (TorchScript, AOTInductor) share: file names, custom ops, the wrapper.
+
+A saved TorchScript module or AOTInductor package calls mmdeploy's torch custom
+ops (``mmdeploy::nms_index``, ...) by name; :func:`define_custom_ops` defines
+them in the loading process (they need torch and torchvision / mmcv only, no
+OpenMMLab codebase).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from mmdeploy.backend.base import BaseWrapper
+from mmdeploy.errors import InputDataError, ModelFileError
+
+#: ``backend_config.precision`` -> torch dtype name
+PRECISIONS = {'FP32': 'float32', 'FP16': 'float16', 'BF16': 'bfloat16'}
+
+
+def backend_file(work_dir: str, deploy_cfg: Any, suffix: str) -> str:
+    """``work_dir/<stem of onnx_config.save_file><suffix>``: ``end2end.pt`` beside where ``end2end.onnx`` would be."""
+    from mmdeploy.utils.config import get_ir_config
+
+    save_file = get_ir_config(deploy_cfg).get('save_file', None) or 'end2end.onnx'
+    return os.path.join(work_dir, os.path.splitext(os.path.basename(save_file))[0] + suffix)
+
+
+#: file inside a saved TorchScript module: input name -> example sizes, None on dynamic axes
+SIZES_FILE = 'mmdeploy_input_sizes.json'
+
+
+def input_sizes(args: Sequence[Any], input_names: Sequence[str],
+                dynamic_axes: Optional[Mapping[str, Any]]) -> Dict[str, List[Optional[int]]]:
+    """Input name -> the example's sizes, with None on the axes ``dynamic_axes`` declares dynamic.
+
+    Saved with the program: the wrappers refuse other sizes on fixed axes, which
+    a traced or compiled program would otherwise take and answer wrongly.
+    """
+    sizes = {}
+    for index, arg in enumerate(args):
+        name = input_names[index] if index < len(input_names) else f'input{index}'
+        axes = {int(a) for a in ((dynamic_axes or {}).get(name) or ())}
+        sizes[name] = [None if axis in axes else int(dim) for axis, dim in enumerate(arg.shape)]
+    return sizes
+
+
+def precision_of(deploy_cfg: Any) -> str:
+    """``backend_config.precision`` upper-cased, ``'FP32'`` when not set."""
+    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
+    return str((section or {}).get('precision', None) or 'FP32').upper()
+
+
+def define_custom_ops() -> None:
+    """Define mmdeploy's torch custom ops (NMS, RoIAlign, DCN, ...) so saved programs that call them load.
+
+    The built-in custom-op plugin defines each op when it registers its
+    export; the export registrations themselves are not needed here.
+    """
+    from mmdeploy.mmcv.ops import plugin
+
+    plugin.mmdeploy_custom_ops(lambda *args, **kwargs: None)
+
+
+def check_device(device: str, backend: str) -> None:
+    """CUDA asked for and not usable here: BackendUnavailableError naming the fix."""
+    from mmdeploy.errors import BackendUnavailableError
+
+    if str(device).startswith('cuda'):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(f"{backend} on device {device!r} needs a CUDA GPU, and torch sees none "
+                                          f"here; use device 'cpu'")
+
+
+def to_torch(name: str, value: Any, device: Any) -> Any:
+    """A numpy array or torch tensor as a torch tensor on ``device``; InputDataError when neither."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    try:
+        return torch.from_numpy(np.ascontiguousarray(value)).to(device)
+    except Exception as exc:
+        raise InputDataError(f'input {name!r} cannot be turned into a tensor ({type(exc).__name__}: {exc}); '
+                             f'give a numpy array or torch tensor') from exc
+
+
+class TorchProgramWrapper(BaseWrapper):
+    """Runs a loaded PyTorch program (TorchScript module, AOTInductor runner) on named inputs.
+
+    Args:
+        program: callable taking the inputs positionally (in
+            ``input_names`` order) and returning a tensor or a tuple of them.
+        input_names / output_names: the names of ``onnx_config``.
+        device: where inputs are moved before the run.
+        what: the file, for messages.
+        ranks: expected rank per input name (4 for images), checked before
+            the run for a clear message.
+        sizes: input name -> sizes the program was compiled for (None on
+            dynamic axes), checked before the run: compiled code that does
+            not check sizes itself would read out of bounds.
+    """
+
+    def __init__(self, program: Callable[..., Any], input_names: Sequence[str], output_names: Sequence[str],
+                 device: str, what: str, ranks: Optional[Mapping[str, int]] = None,
+                 sizes: Optional[Mapping[str, Sequence[Optional[int]]]] = None) -> None:
+        import torch
+
+        self.program = program
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+        self.device = torch.device(device)
+        self.what = what
+        self.ranks = dict(ranks or {})
+        self.sizes = {name: list(dims) for name, dims in (sizes or {}).items()}
+        for name, dims in self.sizes.items():
+            self.ranks.setdefault(name, len(dims))
+
+    def forward(self, inputs: Mapping[str, Any]) -> Dict[str, Any]:
+        """Run the program. Torch tensors in give torch tensors (on the program's device) out.
+
+        Raises:
+            InputDataError: inputs missing or unknown by name, not float32,
+                of the wrong rank, or refused by the program (the message
+                says what to change).
+        """
+        import torch
+
+        as_torch = self.check_named_inputs(inputs, self.program)
+        args = []
+        for name in self.input_names:
+            tensor = to_torch(name, inputs[name], self.device)
+            if tensor.dtype != torch.float32:
+                raise InputDataError(f'input {name!r} must be float32, got {tensor.dtype}; convert it with '
+                                     f'array.astype(np.float32) (or tensor.float())')
+            rank = self.ranks.get(name)
+            if rank is not None and tensor.dim() != rank:
+                raise InputDataError(f'input {name!r} must have rank {rank}, got shape {list(tensor.shape)}; '
+                                     f'reshape it (e.g. add the batch axis with array[None])')
+            for axis, (want, got) in enumerate(zip(self.sizes.get(name) or (), tensor.shape)):
+                if want is not None and want != got:
+                    raise InputDataError(f'input {name!r} has a fixed size {want} on axis {axis} in {self.what}, got '
+                                         f'{got} (shape {list(tensor.shape)}); resize the input to that shape, or '
+                                         f'deploy with a dynamic deploy config')
+            args.append(tensor)
+        try:
+            with torch.inference_mode():
+                outputs = self.program(*args)
+        except Exception as exc:
+            shapes = {n: list(a.shape) for n, a in zip(self.input_names, args)}
+            detail = ' '.join(str(exc).split())[:300] or type(exc).__name__
+            raise InputDataError(f'{self.what} failed on inputs {shapes}: {detail}; a static deploy config '
+                                 f'takes only the export shape, a dynamic one sizes the export allowed') from exc
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        outputs = list(outputs)
+        if len(outputs) != len(self.output_names):
+            raise ModelFileError(f'{self.what} returns {len(outputs)} output(s), onnx_config.output_names names '
+                                 f'{len(self.output_names)} ({self.output_names}); use the deploy config it '
+                                 f'was made with')
+        named = dict(zip(self.output_names, outputs))
+        if as_torch:
+            return named
+        return {n: t.detach().cpu().numpy() for n, t in named.items()}
+
+    def close(self) -> None:
+        """Drop the loaded program."""
+        self.program = None
+
+
+def names_of(deploy_cfg: Any, input_names: Optional[Sequence[str]],
+             output_names: Optional[Sequence[str]]) -> List[List[str]]:
+    """``[input names, output names]``: the given ones, else ``onnx_config``'s."""
+    from mmdeploy.utils.config import get_ir_config
+
+    ir_cfg = get_ir_config(deploy_cfg) if deploy_cfg is not None else {}
+    return [list(input_names or ir_cfg.get('input_names') or ['input']),
+            list(output_names or ir_cfg.get('output_names') or ['output'])]

@@ -1,0 +1,279 @@
+"""GPU engines against PyTorch on the lent GPU machine: correctness and median latency, as markdown tables.
+
+Cases (random weights): ResNet-50 (mmpretrain) at batch 1 and 32 (224x224), RetinaNet-R50 (mmdet) at
+batch 1, 1x3x800x1344. Sides, each on the same preprocessed CUDA tensor:
+
+- PyTorch eager fp32 (the codebase's ``predict``: softmax / decoding + NMS), eager fp16 (``model.half()``),
+  and ``torch.compile(mode='reduce-overhead')`` in fp16 (classification: the whole network + softmax;
+  detection: backbone, neck and head compiled, decoding + NMS eager, as mmdet runs them);
+- every GPU engine the plugin registry has: ONNX Runtime's CUDA provider at fp32 and fp16
+  (``backend_config.precision``), fp16 + CUDA graph where shapes are fixed and no output is
+  data-dependent, and the PyTorch-native backends (``torchscript``, ``aot_inductor``) when registered.
+
+Correctness: each engine's results against PyTorch eager fp32 run in exact float32 (no TF32), through
+the task's own comparison (the deploy gate's), at the tolerances the engine's precision warrants.
+Latency: CUDA synchronised around every call, ``--warmup`` calls then the median and p90 of
+``--repeats``. PyTorch eager fp32 keeps torch's default TF32 convolutions (what a user gets); ONNX
+Runtime fp32 runs true float32 (``use_tf32 0``, as mmdeploy's wrapper asks).
+
+Usage (on the GPU machine, after ``eval "$(bash tools/ort_gpu/device_steps.sh env)"``):
+    python3 tools/ort_gpu/benchmark_gpu.py [--cases resnet50:1 resnet50:32 retinanet_r50:1]
+        [--repeats 50] [--warmup 10] [--exporter dynamo] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+MODELS = {
+    'resnet50': ('mmpretrain::resnet/resnet50_8xb32_in1k.py',
+                 os.path.join(REPO, 'configs/mmpretrain/classification_onnxruntime_dynamic.py'), (224, 224)),
+    'retinanet_r50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+                      os.path.join(REPO, 'configs/mmdet/detection/detection_onnxruntime_static.py'), (1344, 800)),
+}
+#: tolerances of the correctness table by precision (fp16: 11 significant bits)
+TOLERANCES = {'FP32': {'score_atol': 1e-3, 'box_atol': 1.0}, 'FP16': {'score_atol': 1e-2, 'box_atol': 2.0},
+              'BF16': {'score_atol': 3e-2, 'box_atol': 4.0}}
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: int) -> Dict[str, float]:
+    """Median and p90 milliseconds of ``fn`` with CUDA synchronised before and after each call."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        samples.append((time.perf_counter() - start) * 1e3)
+    samples.sort()
+    return {'ms': statistics.median(samples), 'p90': samples[min(len(samples) - 1, int(0.9 * len(samples)))]}
+
+
+def fixed_shape_copy(onnx_file: str, batch: int, hw: tuple, dst: str) -> str:
+    """The ONNX file with its dynamic batch / height / width fixed, output shapes inferred (for CUDA graphs)."""
+    import onnx
+    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
+
+    model = onnx.load(onnx_file)
+    name = model.graph.input[0].name
+    make_input_shape_fixed(model.graph, name, [batch, 3, hw[1], hw[0]])
+    fix_output_shapes(model)
+    onnx.save(model, dst)
+    return dst
+
+
+def compiled_forward(name: str, model: Any, samples: List[Any]) -> Callable[[Any], Any]:
+    """What torch.compile gets: the network (+ softmax) for a classifier; backbone/neck/head for a detector."""
+    import torch
+
+    if name.startswith('resnet'):
+        net = torch.compile(lambda x: torch.softmax(model(x, mode='tensor'), dim=1), mode='reduce-overhead')
+        return net
+    head = torch.compile(lambda x: model.bbox_head(model.extract_feat(x)), mode='reduce-overhead')
+
+    def run(x: Any) -> Any:
+        outs = head(x)
+        return model.bbox_head.predict_by_feat(*[[t.float() for t in level] for level in outs],
+                                               batch_img_metas=[s.metainfo for s in samples], rescale=True)
+    return run
+
+
+def engine_variants(name: str, cuda: bool = True) -> List[Dict[str, Any]]:
+    """``backend_config`` dicts to measure: every registered GPU-capable engine at its precisions."""
+    from mmdeploy.plugins import get_registry
+
+    registry = get_registry()
+    variants = []
+    if registry.backends.get('onnxruntime') is not None and registry.backends['onnxruntime'].available:
+        variants += [dict(type='onnxruntime', precision='FP32'), dict(type='onnxruntime', precision='FP16')]
+        if name.startswith('resnet') and cuda:  # NMS outputs are data-dependent: no CUDA graph for detectors
+            variants.append(dict(type='onnxruntime', precision='FP16', cuda_graph=True))
+    for engine, precisions in (('torchscript', ('FP32',)), ('aot_inductor', ('FP16',))):
+        entry = registry.backends.get(engine)
+        if entry is not None and entry.available:
+            variants += [dict(type=engine, precision=p) for p in precisions]
+    return variants
+
+
+def label_of(variant: Dict[str, Any]) -> str:
+    text = f"{variant['type']} {variant.get('precision', 'FP32').lower()}"
+    return text + (' + CUDA graph' if variant.get('cuda_graph') else '')
+
+
+def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> List[Dict[str, Any]]:
+    import numpy as np
+    import torch
+
+    from mmdeploy.apis.pytorch2onnx import build_task_processor
+    from mmdeploy.codebase.base.device import exact_fp32
+    from mmdeploy.utils.config import load_config
+
+    model_cfg, deploy_file, size = MODELS[name]
+    base_cfg = load_config(deploy_file)
+    base_cfg.onnx_config.exporter = args.exporter
+    if name.startswith('retinanet'):
+        base_cfg.onnx_config.input_shape = list(size)
+    torch.manual_seed(0)
+    device = args.device
+    task = build_task_processor(load_config(model_cfg), base_cfg, device)
+    model = task.build_pytorch_model()
+    rng = np.random.default_rng(0)
+    images = [(rng.random((size[1], size[0], 3)) * 255).astype(np.uint8) for _ in range(batch)]
+    data, inputs = task.create_input(images, tuple(size), model.data_preprocessor)
+    inputs = inputs.to(device)
+    samples = data['data_samples']
+    rows: List[Dict[str, Any]] = []
+
+    with torch.inference_mode(), exact_fp32(device):
+        reference = model.test_step(data)
+
+    def add(side: str, precision: str, fn: Callable[[], Any], check: str) -> None:
+        try:
+            t = timed(fn, args.repeats, args.warmup)
+        except Exception as exc:  # one side failing must not hide the others
+            rows.append(dict(case=f'{name} b{batch}', side=side, precision=precision, ms=None, p90=None,
+                             check=f'failed: {first_line(exc)[:120]}'))
+            return
+        rows.append(dict(case=f'{name} b{batch}', side=side, precision=precision, check=check, **t))
+        print(f'  {side:34s} {precision:5s} {t["ms"]:8.3f} ms  {check}', flush=True)
+
+    def eager() -> Any:
+        with torch.inference_mode():
+            return model.predict(inputs, samples)
+    add('PyTorch eager', 'FP32', eager, 'reference')
+
+    half = copy.deepcopy(model).half()
+    inputs_half = inputs.half()
+
+    def eager_half() -> Any:
+        with torch.inference_mode():
+            return half.predict(inputs_half, samples)
+    add('PyTorch eager', 'FP16', eager_half, '')
+    try:
+        if device == 'cpu':
+            raise RuntimeError('skipped on the CPU (dry run)')
+        compiled = compiled_forward(name, half, samples)
+    except Exception as exc:
+        compiled = None
+        print(f'  torch.compile unavailable: {exc}')
+    if compiled is not None:
+        def run_compiled() -> Any:
+            with torch.inference_mode():
+                return compiled(inputs_half)
+        add('torch.compile reduce-overhead', 'FP16', run_compiled, '')
+
+    onnx_file = None
+    for variant in engine_variants(name, device.startswith('cuda')):
+        cfg = copy.deepcopy(base_cfg)
+        cfg.backend_config = dict(variant)
+        precision = str(variant.get('precision', 'FP32')).upper()
+        label = label_of(variant)
+        folder = os.path.join(work_dir, f'{name}-b{batch}-{label.replace(" ", "_").replace("+", "")}')
+        os.makedirs(folder, exist_ok=True)
+        try:
+            files = convert(task, model, images[0], cfg, folder, variant, batch, size, onnx_file, device)
+            if variant['type'] == 'onnxruntime' and onnx_file is None:
+                onnx_file = os.path.join(folder, cfg.onnx_config.save_file)
+            vtask = build_task_processor(load_config(model_cfg), cfg, device)
+            backend_model = vtask.build_backend_model(files)
+            with torch.inference_mode():
+                results = backend_model.test_step(data)
+            checks, _ = vtask.compare_results(reference, results, dict(vtask.default_tolerances(),
+                                                                       **tolerances_for(vtask, precision)))
+            check = '; '.join(f'{c.name}: {"ok" if c.passed else "FAILED"} ({c.detail})' for c in checks)
+            wrapper = backend_model.wrapper
+            feed = {wrapper.input_names[0]: inputs}
+            add(label, precision, lambda w=wrapper: w.forward(feed), check)
+        except Exception as exc:
+            rows.append(dict(case=f'{name} b{batch}', side=label, precision=precision, ms=None, p90=None,
+                             check=f'failed: {first_line(exc)[:160]}'))
+            print(f'  {label:34s} {precision:5s} failed: {exc}', flush=True)
+    return rows
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f'{type(exc).__name__}: {text.splitlines()[0] if text else ""}'
+
+
+def tolerances_for(task: Any, precision: str) -> Dict[str, float]:
+    names = task.default_tolerances()
+    return {k: v for k, v in TOLERANCES.get(precision, {}).items() if k in names}
+
+
+def convert(task: Any, model: Any, image: Any, cfg: Any, folder: str, variant: Dict[str, Any], batch: int,
+            size: tuple, onnx_file: Optional[str], device: str) -> List[str]:
+    """Export (once for ONNX engines) and convert for ``variant``; fixed shapes where a CUDA graph needs them."""
+    import shutil
+
+    from mmdeploy.apis.backend import onnx2backend
+    from mmdeploy.apis.pytorch2onnx import export_task_model
+
+    if variant['type'] != 'onnxruntime':  # PyTorch-native engines export the model themselves
+        from mmdeploy.apis.pytorch2backend import export_task_model_to_backend
+
+        return export_task_model_to_backend(task, model, image, folder, device)
+    target = os.path.join(folder, cfg.onnx_config.save_file)
+    if onnx_file is None:
+        export_task_model(task, model, image, target)
+    else:
+        shutil.copy(onnx_file, target)
+    if variant.get('cuda_graph'):
+        fixed_shape_copy(target, batch, size, target)
+    return onnx2backend(target, 'onnxruntime', cfg, folder, device)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--cases', nargs='+', default=['resnet50:1', 'resnet50:32', 'retinanet_r50:1'])
+    parser.add_argument('--repeats', type=int, default=50)
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--exporter', default='dynamo', choices=['dynamo', 'torchscript'])
+    parser.add_argument('--json', default=None)
+    parser.add_argument('--device', default='cuda', help="'cpu' for a dry run of the script's logic only")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        print('error: needs a CUDA GPU (or --device cpu for a dry run)', file=sys.stderr)
+        return 2
+    rows = []
+    with tempfile.TemporaryDirectory() as work_dir:
+        for case in args.cases:
+            name, batch = case.split(':')
+            print(f'== {name} batch {batch}', flush=True)
+            rows += run_case(name, int(batch), args, work_dir)
+    where = torch.cuda.get_device_name(0) if args.device.startswith('cuda') else 'CPU (dry run)'
+    print(f'\nGPU: {where}, torch {torch.__version__}, {args.exporter} exporter, '
+          f'median of {args.repeats} after {args.warmup} warm-up calls\n')
+    print('| case | side | precision | median ms | p90 ms | x eager fp32 | vs PyTorch fp32 (exact) |')
+    print('|---|---|---|---|---|---|---|')
+    eager = {r['case']: r['ms'] for r in rows if r['side'] == 'PyTorch eager' and r['precision'] == 'FP32'}
+    for r in rows:
+        ms = '' if r['ms'] is None else f"{r['ms']:.3f}"
+        p90 = '' if r['p90'] is None else f"{r['p90']:.3f}"
+        ratio = '' if r['ms'] is None or not eager.get(r['case']) else f"{eager[r['case']] / r['ms']:.2f}x"
+        print(f"| {r['case']} | {r['side']} | {r['precision']} | {ms} | {p90} | {ratio} | {r['check']} |")
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
