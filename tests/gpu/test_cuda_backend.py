@@ -16,18 +16,6 @@ import torch
 
 pytestmark = pytest.mark.gpu
 
-
-def _cuda_provider() -> bool:
-    try:
-        import onnxruntime
-    except ImportError:
-        return False
-    return 'CUDAExecutionProvider' in onnxruntime.get_available_providers()
-
-
-if not torch.cuda.is_available() or not _cuda_provider():
-    pytest.skip('needs a CUDA GPU and onnxruntime-gpu (CUDAExecutionProvider)', allow_module_level=True)
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

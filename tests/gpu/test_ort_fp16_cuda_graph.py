@@ -11,19 +11,6 @@ import torch
 
 pytestmark = pytest.mark.gpu
 
-
-def _cuda_provider() -> bool:
-    try:
-        import onnxruntime
-    except ImportError:
-        return False
-    return 'CUDAExecutionProvider' in onnxruntime.get_available_providers()
-
-
-if not torch.cuda.is_available() or not _cuda_provider():
-    pytest.skip('needs a CUDA GPU and onnxruntime-gpu (CUDAExecutionProvider)', allow_module_level=True)
-
-
 @pytest.fixture(scope='module')
 def static_convnet(tmp_path_factory):
     torch.manual_seed(0)
