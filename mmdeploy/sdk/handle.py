@@ -5,37 +5,14 @@ thin subclasses that name the deploy.json ``task`` they accept.
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Dict, List, Sequence, Union
 
 import numpy as np
 
 from mmdeploy.sdk.errors import SDKClosedError, SDKInputError, SDKModelDirError, SDKPipelineError
+from mmdeploy.sdk.image_input import check_image
+from mmdeploy.sdk.lifetime import ClosableHandle
 from mmdeploy.sdk.model_dir import ModelDir, load_model_dir
-
-
-def check_image(img: Any, grayscale: bool = False) -> np.ndarray:
-    """``img`` when it is an HxWx3 uint8 array (HxW / HxWx1 too when ``grayscale``).
-
-    Raises:
-        SDKInputError: anything else, naming what to change.
-    """
-    if not isinstance(img, np.ndarray):
-        raise SDKInputError(f'an image must be a numpy array (HxWx3 uint8 BGR, as cv2.imread gives), got '
-                            f'{type(img).__name__}')
-    if img.dtype != np.uint8:
-        raise SDKInputError(f'an image must be uint8, got {img.dtype}; convert it (e.g. '
-                            f'np.clip(img, 0, 255).astype(np.uint8))')
-    channels_ok = (img.ndim == 3 and img.shape[2] == 3) or (grayscale and (img.ndim == 2 or (
-        img.ndim == 3 and img.shape[2] == 1)))
-    if not channels_ok:
-        want = 'HxWx3, HxW or HxWx1' if grayscale else 'HxWx3 (BGR)'
-        fix = ('' if grayscale else '; convert grayscale with cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), BGRA with '
-               'cv2.COLOR_BGRA2BGR')
-        raise SDKInputError(f'an image must be {want}, got shape {tuple(img.shape)}{fix}')
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise SDKInputError(f'an image must not be empty, got shape {tuple(img.shape)}')
-    return img
 
 
 def read_image(path: str) -> np.ndarray:
@@ -66,7 +43,7 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-class Handle:
+class Handle(ClosableHandle):
     """A deployed model folder, ready to run on images.
 
     Args:
@@ -94,8 +71,7 @@ class Handle:
     def __init__(self, model_dir: Union[str, ModelDir], device: str = 'cpu') -> None:
         from mmdeploy.sdk.registry import get_backend_manager, get_component
 
-        self._closed = True  # until fully built, so close() / __del__ of a half-built handle do nothing
-        self._lock = threading.Lock()
+        super().__init__()  # closed until fully built, so close() / __del__ of a half-built handle do nothing
         model = model_dir if isinstance(model_dir, ModelDir) else load_model_dir(model_dir)
         if self.task and model.task != self.task:
             raise SDKPipelineError(f'{model.path} holds a {model.task} model (deploy.json "task"), not a '
@@ -132,11 +108,6 @@ class Handle:
         return [manager.build_wrapper(net.files, self.device, deploy_cfg)]
 
     # ------------------------------------------------------------------ running
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._closed
-
     def _check_open(self) -> None:
         if self._closed:
             raise SDKClosedError(f'this {type(self).__name__} was closed; create a new one '
@@ -190,26 +161,13 @@ class Handle:
         return self._postprocess(outputs, meta)
 
     # ------------------------------------------------------------------ lifetime
-    def close(self) -> None:
-        """Release the engine; later calls raise SDKClosedError. Closing twice is allowed."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            nets, self._nets = self._nets, []
+    def _release(self) -> None:
+        nets, self._nets = self._nets, []
         for wrapper in nets:
             wrapper.close()
 
-    def __enter__(self) -> 'Handle':
-        self._check_open()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = 'closed' if self._closed else self.device
-        return f'{type(self).__name__}({self.model.path!r}, {state})'
+    def _paths(self) -> List[str]:
+        return [self.model.path]
 
 
 def _build_preprocess(transforms: List[Dict[str, Any]], device: str) -> Any:

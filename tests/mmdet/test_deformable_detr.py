@@ -38,26 +38,22 @@ naming the op and the engines that have it.
 """
 from __future__ import annotations
 
-import copy
-from types import SimpleNamespace
-
-import numpy as np
 import pytest
 import torch
 
 from mmdeploy.apis.pytorch2onnx import build_task_processor, export_task_model
-from mmdeploy.apis.verify import match_detections
 from mmdeploy.backend.onnxruntime.ops import graph_custom_ops, library_unavailable_reason
-from mmdeploy.core import RewriterContext
 from mmdeploy.utils.config import load_config
 
-from det_helpers import DYNAMIC_CFG, STATIC_CFG, detections, make_image, shrink_test_resize
+from det_helpers import make_image, shrink_test_resize
+from detr_helpers import (CHECK_IMAGE, EXPORT_IMAGE, SCORE_ATOL, PreparedModels,
+                          assert_detr_graph_matches_rewritten_forward, assert_dynamo_refuses_a_dynamic_batch,
+                          assert_eager_model_untouched, assert_fixed_size_or_batch_of_two, compare, export_case,
+                          image_samples)
 
 pytestmark = pytest.mark.skipif(library_unavailable_reason() is not None,
                                 reason='the ONNX Runtime custom-op library is not built (pip install -e .)')
 
-BOX_ATOL = 1e-2  # pixels of the original image (<= 256 px here)
-SCORE_ATOL = 1e-4
 MSDA = 'mmcv::MMCVMultiScaleDeformableAttention'
 
 CONFIGS = {
@@ -66,10 +62,6 @@ CONFIGS = {
     'deformable_detr_twostage': 'mmdet::deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py',
     'dino': 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
 }
-EXPORT_IMAGE = make_image(192, 256, seed=1)
-CHECK_IMAGE = make_image(224, 160, seed=2)
-STATIC_SHAPE = [256, 192]  # [width, height]
-
 # (model, exporter, mode, encoder / decoder layers); 'dynamic_hw': dynamic height and width, fixed batch
 QUICK = {('deformable_detr', 'dynamo', 'static', 2), ('deformable_detr', 'torchscript', 'dynamic', 2),
          ('dino', 'torchscript', 'dynamic', 2)}
@@ -96,14 +88,6 @@ def model_config(name: str, layers: int):
     return cfg
 
 
-def _samples(inputs):
-    """Data samples of images that fill ``inputs`` (what mmdet's pre_transformer reads)."""
-    from mmdet.structures import DetDataSample
-
-    shape = tuple(inputs.shape[2:])
-    return [DetDataSample(metainfo=dict(batch_input_shape=shape, img_shape=shape)) for _ in range(inputs.shape[0])]
-
-
 def spread_class_logits(model, inputs: torch.Tensor, mean: float = -3.0, std: float = 1.5, seed: int = 0) -> None:
     """Redraw the classification branches so their logits on ``inputs`` have ``std`` and, per class, ``mean``.
 
@@ -119,7 +103,7 @@ def spread_class_logits(model, inputs: torch.Tensor, mean: float = -3.0, std: fl
             linear.weight.copy_(torch.randn(linear.weight.shape, generator=generator) / linear.in_features ** .5)
             linear.bias.zero_()
         try:
-            head_inputs = model.forward_transformer(model.extract_feat(inputs), _samples(inputs))
+            head_inputs = model.forward_transformer(model.extract_feat(inputs), image_samples(inputs))
             model.bbox_head(**head_inputs)
         finally:
             for hook in hooks:
@@ -131,58 +115,16 @@ def spread_class_logits(model, inputs: torch.Tensor, mean: float = -3.0, std: fl
             linear.bias.copy_(mean - out.mean(0) * scale)
 
 
-_MODELS: dict = {}
-
-
-def _model(name: str, layers: int):
-    """(model_cfg, model) built once per session, with spread class logits."""
-    if (name, layers) not in _MODELS:
-        model_cfg = model_config(name, layers)
-        task = build_task_processor(model_cfg, load_config(STATIC_CFG))
-        torch.manual_seed(0)
-        model = task.build_pytorch_model()
-        _, inputs = task.create_input(EXPORT_IMAGE, None, model.data_preprocessor)
-        spread_class_logits(model, inputs)
-        _MODELS[name, layers] = (model_cfg, model)
-    return _MODELS[name, layers]
+_models = PreparedModels(model_config, spread_class_logits)
 
 
 @pytest.fixture(scope='module', params=CASES)
 def case(request, tmp_path_factory):
-    name, exporter, mode, layers = request.param
-    model_cfg, model = _model(name, layers)
-    deploy_cfg = load_config(STATIC_CFG if mode == 'static' else DYNAMIC_CFG)
-    if mode == 'static':
-        deploy_cfg.onnx_config.input_shape = STATIC_SHAPE
-    if mode == 'dynamic_hw':
-        deploy_cfg.onnx_config.dynamic_axes = dict(input={2: 'height', 3: 'width'})
-    deploy_cfg.onnx_config.exporter = exporter
-    task = build_task_processor(model_cfg, deploy_cfg)
-    onnx_file = str(tmp_path_factory.mktemp(f'{name}-{exporter}-{mode}') / 'end2end.onnx')
-    export_task_model(task, model, EXPORT_IMAGE, onnx_file)
-    return SimpleNamespace(name=name, exporter=exporter, mode=mode, task=task, model=model, onnx_file=onnx_file,
-                           max_per_img=model.bbox_head.test_cfg['max_per_img'],
-                           backend=task.build_backend_model([onnx_file]))
-
-
-def assert_matched(expected, actual, count):
-    """Same count; every detection paired with one of the same label within the tolerances; informative."""
-    assert len(expected[1]) == len(actual[1]) == count, (len(expected[1]), len(actual[1]))
-    result = match_detections(expected, actual, BOX_ATOL, SCORE_ATOL)
-    assert result.matched == count and not result.unpaired_expected and not result.unpaired_actual, \
-        f'{result.matched} of {count} matched; box diff {result.max_box_diff}, score {result.max_score_diff}'
-    boxes, scores, labels = expected
-    assert boxes.std(0).min() > 1.0 and np.ptp(scores) > 500 * SCORE_ATOL and len(set(labels.tolist())) > 5
-
-
-def _compare(case, images):
-    shape = case.task.ir_input_shape()
-    expected = detections(case.task.run_pytorch(case.model, case.task.create_input(images, shape)[0]))
-    actual = detections(case.backend.test_step(case.task.create_input(images, shape)[0]))
-    assert len(expected) == len(actual) == len(images)
-    for exp, act in zip(expected, actual):
-        assert_matched(exp, act, case.max_per_img)
-    return expected
+    """One exported case of CASES; each image's detections spread over scores and more than 5 labels."""
+    name, layers = request.param[0], request.param[3]
+    max_per_img = _models(name, layers)[1].bbox_head.test_cfg['max_per_img']
+    return export_case(_models, request.param, tmp_path_factory, max_per_img, score_spread=500 * SCORE_ATOL,
+                       min_labels=5)
 
 
 def test_detections_match_pytorch(case):
@@ -194,59 +136,32 @@ def test_detections_match_pytorch(case):
 
     nodes = [n.op_type for n in onnx.load(case.onnx_file).graph.node]
     assert nodes.count('MMCVMultiScaleDeformableAttention') == layers and 'GridSample' not in nodes
-    _compare(case, [EXPORT_IMAGE])
-    _compare(case, [CHECK_IMAGE])
+    compare(case, [EXPORT_IMAGE])
+    compare(case, [CHECK_IMAGE])
 
 
 def test_dynamic_graph_takes_a_batch_and_other_sizes(case):
     """Batch of two images of one size (TorchScript), and other input sizes (every dynamic case)."""
-    if case.mode == 'static':
-        from mmdeploy.errors import InputDataError
-
-        with pytest.raises(InputDataError, match='fixed size'):
-            case.backend.forward_raw(torch.zeros(1, 3, 224, 160))
+    if not assert_fixed_size_or_batch_of_two(case):
         return
-    if case.mode == 'dynamic':
-        expected = _compare(case, [CHECK_IMAGE, make_image(224, 160, seed=3)])
-        assert not np.allclose(expected[0][0], expected[1][0])  # two images, two sets of boxes
-    _compare(case, [make_image(96, 128, seed=4)])  # another size, levels down to 2x2
+    compare(case, [make_image(96, 128, seed=4)])  # another size, levels down to 2x2
 
 
 def test_graph_matches_rewritten_forward(case):
     """The raw graph against the rewritten forward run eagerly (the code path of the export)."""
-    data, inputs = case.task.create_input(CHECK_IMAGE, case.task.ir_input_shape(), case.model.data_preprocessor)
-    raw = case.backend.forward_raw(inputs)
-    with RewriterContext(case.task.deploy_cfg, backend='onnxruntime', exporter=case.exporter,
-                         data_samples=data['data_samples']), torch.no_grad():
-        dets, labels = case.model(inputs)
-    assert raw['dets'].shape == tuple(dets.shape) == (1, case.max_per_img, 5)
-    assert raw['labels'].dtype == np.int64 and raw['labels'].shape == tuple(labels.shape)
-    assert_matched((dets[0, :, :4].numpy(), dets[0, :, 4].numpy(), labels[0].numpy()),
-                   (raw['dets'][0, :, :4], raw['dets'][0, :, 4], raw['labels'][0]), case.max_per_img)
-    height, width = inputs.shape[2:]
-    assert (raw['dets'][0, :, [0, 2]] <= width).all() and (raw['dets'][0, :, [1, 3]] <= height).all()
-    assert (raw['dets'][0, :, :4] >= 0).all()
+    assert_detr_graph_matches_rewritten_forward(case)
 
 
 def test_eager_model_untouched_after_export(case):
     """The rewrites are gone after an export: mmdet's own forward (masks from the metas) runs again."""
-    data = case.task.create_input(CHECK_IMAGE, case.task.ir_input_shape())[0]
-    results = case.model.test_step(copy.deepcopy(data))
-    assert type(results[0]).__name__ == 'DetDataSample' and len(results[0].pred_instances) == case.max_per_img
+    assert_eager_model_untouched(case)
 
 
 # --------------------------------------------------------------------------- refusals, before any export
 def test_dynamo_refuses_a_dynamic_batch(tmp_path):
     """[dynamo] torch.export would fix the batch of the one-image example: one error naming the way out, no file."""
-    from mmdeploy.errors import UnsupportedModelError
-
-    model_cfg, model = _model('deformable_detr', 2)
-    deploy_cfg = load_config(DYNAMIC_CFG)
-    deploy_cfg.onnx_config.exporter = 'dynamo'
-    task = build_task_processor(model_cfg, deploy_cfg)
-    with pytest.raises(UnsupportedModelError, match='DeformableDETR under the dynamo exporter with a dynamic batch'):
-        export_task_model(task, model, EXPORT_IMAGE, str(tmp_path / 'end2end.onnx'))
-    assert not (tmp_path / 'end2end.onnx').exists()
+    assert_dynamo_refuses_a_dynamic_batch(
+        _models, 'deformable_detr', 'DeformableDETR under the dynamo exporter with a dynamic batch', tmp_path)
 
 
 @pytest.mark.parametrize('engine', ['openvino', 'ncnn'])
@@ -254,7 +169,7 @@ def test_engine_without_the_op_is_refused_naming_op_and_engines(engine, tmp_path
     """[dynamo] OpenVINO and ncnn lack the op: refused before export, naming the module, op and ONNX Runtime."""
     from mmdeploy.errors import UnsupportedModelError
 
-    model_cfg, model = _model('deformable_detr', 2)
+    model_cfg, model = _models('deformable_detr', 2)
     task = build_task_processor(model_cfg, load_config(f'configs/mmdet/detection/detection_{engine}_static.py'))
     with pytest.raises(UnsupportedModelError) as info:
         export_task_model(task, model, EXPORT_IMAGE, str(tmp_path / 'end2end.onnx'))

@@ -34,34 +34,23 @@ boxes by pixels. ``SCORE_ATOL = 1e-4``. Labels must be equal.
 """
 from __future__ import annotations
 
-import copy
-from types import SimpleNamespace
-
-import numpy as np
 import pytest
 import torch
 
-from mmdeploy.apis.pytorch2onnx import build_task_processor, export_task_model
-from mmdeploy.apis.verify import match_detections
-from mmdeploy.core import RewriterContext
 from mmdeploy.utils.config import load_config
 
-from det_helpers import DYNAMIC_CFG, STATIC_CFG, detections, make_image, shrink_test_resize
+from det_helpers import STATIC_CFG, shrink_test_resize
+from detr_helpers import (CHECK_IMAGE, EXPORT_IMAGE, SCORE_ATOL, PreparedModels,
+                          assert_detr_graph_matches_rewritten_forward, assert_dynamo_refuses_a_dynamic_batch,
+                          assert_eager_model_untouched, assert_fixed_size_or_batch_of_two, compare, export_case,
+                          image_samples)
 
-BOX_ATOL = 1e-2  # pixels of the original image (<= 256 px here)
-SCORE_ATOL = 1e-4
 MAX_PER_IMG = 100
 
 CONFIGS = {
     'detr': 'mmdet::detr/detr_r18_8xb2-500e_coco.py',
     'conditional_detr': 'mmdet::conditional_detr/conditional-detr_r50_8xb2-50e_coco.py',
 }
-# keep-ratio resize within 256x256 leaves both at their size: the check image (portrait) differs from
-# the export image (landscape) in height and width
-EXPORT_IMAGE = make_image(192, 256, seed=1)
-CHECK_IMAGE = make_image(224, 160, seed=2)
-STATIC_SHAPE = [256, 192]  # [width, height]
-
 # (model, exporter, mode, encoder / decoder layers); 'dynamic_hw': dynamic height and width, fixed batch (the
 # dynamo exporter refuses a dynamic batch, see test_dynamo_refuses_a_dynamic_batch)
 QUICK = {('detr', 'dynamo', 'static', 2), ('conditional_detr', 'torchscript', 'dynamic', 2)}
@@ -112,7 +101,7 @@ def make_queries_differ(model, inputs: torch.Tensor, key_scale: float = 6.0, see
              for linear in (head.fc_cls, head.fc_reg)]
     try:
         with torch.no_grad():
-            hidden = model.forward_transformer(model.extract_feat(inputs), _samples(model, inputs))
+            hidden = model.forward_transformer(model.extract_feat(inputs), image_samples(inputs))
             last = dict(hidden, hidden_states=hidden['hidden_states'][-1:])
             head(**last)
     finally:
@@ -124,86 +113,25 @@ def make_queries_differ(model, inputs: torch.Tensor, key_scale: float = 6.0, see
         head.fc_reg.bias.sub_(outputs[id(head.fc_reg)].reshape(-1, 4).mean(0))
 
 
-def _samples(model, inputs):
-    """Data samples of images that fill ``inputs`` (what mmdet's pre_transformer reads)."""
-    from mmdet.structures import DetDataSample
-
-    shape = tuple(inputs.shape[2:])
-    return [DetDataSample(metainfo=dict(batch_input_shape=shape, img_shape=shape)) for _ in range(inputs.shape[0])]
-
-
-_MODELS: dict = {}
-
-
-def _model(name: str, layers: int):
-    """(model_cfg, model) built once per session, with queries that differ."""
-    if (name, layers) not in _MODELS:
-        model_cfg = model_config(name, layers)
-        task = build_task_processor(model_cfg, load_config(STATIC_CFG))
-        torch.manual_seed(0)
-        model = task.build_pytorch_model()
-        _, inputs = task.create_input(EXPORT_IMAGE, None, model.data_preprocessor)
-        make_queries_differ(model, inputs)
-        _MODELS[name, layers] = (model_cfg, model)
-    return _MODELS[name, layers]
+_models = PreparedModels(model_config, make_queries_differ)
 
 
 @pytest.fixture(scope='module', params=CASES)
 def case(request, tmp_path_factory):
-    name, exporter, mode, layers = request.param
-    model_cfg, model = _model(name, layers)
-    deploy_cfg = load_config(STATIC_CFG if mode == 'static' else DYNAMIC_CFG)
-    if mode == 'static':
-        deploy_cfg.onnx_config.input_shape = STATIC_SHAPE
-    if mode == 'dynamic_hw':
-        deploy_cfg.onnx_config.dynamic_axes = dict(input={2: 'height', 3: 'width'})
-    deploy_cfg.onnx_config.exporter = exporter
-    task = build_task_processor(model_cfg, deploy_cfg)
-    onnx_file = str(tmp_path_factory.mktemp(f'{name}-{exporter}-{mode}') / 'end2end.onnx')
-    export_task_model(task, model, EXPORT_IMAGE, onnx_file)
-    return SimpleNamespace(name=name, exporter=exporter, mode=mode, task=task, model=model, onnx_file=onnx_file,
-                           backend=task.build_backend_model([onnx_file]))
-
-
-def assert_matched(expected, actual):
-    """Same count; every detection paired with one of the same label within the tolerances."""
-    assert len(expected[1]) == len(actual[1]) == MAX_PER_IMG, (len(expected[1]), len(actual[1]))
-    result = match_detections(expected, actual, BOX_ATOL, SCORE_ATOL)
-    assert result.matched == MAX_PER_IMG and not result.unpaired_expected and not result.unpaired_actual, \
-        f'{result.matched} of {MAX_PER_IMG} matched; box diff {result.max_box_diff}, score {result.max_score_diff}'
-    # the queries differ: a wrong gather, order or scale could not hide among identical boxes and scores
-    boxes, scores, _ = expected
-    assert boxes.std(0).min() > 1.0 and np.ptp(scores) > 10 * SCORE_ATOL
-
-
-def _compare(case, images):
-    shape = case.task.ir_input_shape()
-    expected = detections(case.task.run_pytorch(case.model, case.task.create_input(images, shape)[0]))
-    actual = detections(case.backend.test_step(case.task.create_input(images, shape)[0]))
-    assert len(expected) == len(actual) == len(images)
-    for exp, act in zip(expected, actual):
-        assert_matched(exp, act)
-    return expected
+    """One exported case of CASES; 100 detections an image, scores spread (the queries differ)."""
+    return export_case(_models, request.param, tmp_path_factory, MAX_PER_IMG, score_spread=10 * SCORE_ATOL)
 
 
 def test_detections_match_pytorch(case):
     """The export image, then another image (another input size where the graph is dynamic)."""
-    _compare(case, [EXPORT_IMAGE])
-    _compare(case, [CHECK_IMAGE])
+    compare(case, [EXPORT_IMAGE])
+    compare(case, [CHECK_IMAGE])
 
 
 def test_dynamic_graph_takes_a_batch_and_other_sizes(case):
     """Batch of two images of one size (each fills the input, no padding), and two other input sizes."""
-    if case.mode == 'static':
-        from mmdeploy.errors import InputDataError
-
-        with pytest.raises(InputDataError, match='fixed size'):
-            case.backend.forward_raw(torch.zeros(1, 3, 224, 160))
+    if not assert_fixed_size_or_batch_of_two(case):
         return
-    if case.mode == 'dynamic':
-        second = make_image(224, 160, seed=3)
-        expected = _compare(case, [CHECK_IMAGE, second])
-        assert not np.allclose(expected[0][0], expected[1][0])  # two images, two sets of boxes
     for height, width in ((96, 128), (256, 96)):
         raw = case.backend.forward_raw(torch.zeros(1, 3, height, width))
         assert raw['dets'].shape == (1, MAX_PER_IMG, 5) and raw['labels'].shape == (1, MAX_PER_IMG)
@@ -215,39 +143,18 @@ def test_dynamic_graph_takes_a_batch_and_other_sizes(case):
 
 def test_dynamo_refuses_a_dynamic_batch(tmp_path):
     """torch.export would fix the batch of the one-image example: one error naming the way out, no file."""
-    from mmdeploy.errors import UnsupportedModelError
-
-    model_cfg, model = _model('detr', 2)
-    deploy_cfg = load_config(DYNAMIC_CFG)
-    deploy_cfg.onnx_config.exporter = 'dynamo'
-    task = build_task_processor(model_cfg, deploy_cfg)
-    with pytest.raises(UnsupportedModelError, match="DETR under the dynamo exporter with a dynamic batch.*torchscript"):
-        export_task_model(task, model, EXPORT_IMAGE, str(tmp_path / 'end2end.onnx'))
-    assert not (tmp_path / 'end2end.onnx').exists()
+    assert_dynamo_refuses_a_dynamic_batch(
+        _models, 'detr', 'DETR under the dynamo exporter with a dynamic batch.*torchscript', tmp_path)
 
 
 def test_graph_matches_rewritten_forward(case):
     """The raw graph against the rewritten forward run eagerly (the code path of the export)."""
-    data, inputs = case.task.create_input(CHECK_IMAGE, case.task.ir_input_shape(), case.model.data_preprocessor)
-    raw = case.backend.forward_raw(inputs)
-    with RewriterContext(case.task.deploy_cfg, backend='onnxruntime', exporter=case.exporter,
-                         data_samples=data['data_samples']), torch.no_grad():
-        dets, labels = case.model(inputs)
-    assert raw['dets'].shape == tuple(dets.shape) == (1, MAX_PER_IMG, 5)
-    assert raw['labels'].dtype == np.int64 and raw['labels'].shape == tuple(labels.shape)
-    assert_matched((dets[0, :, :4].numpy(), dets[0, :, 4].numpy(), labels[0].numpy()),
-                   (raw['dets'][0, :, :4], raw['dets'][0, :, 4], raw['labels'][0]))
-    # boxes lie inside the input (mmdet clamps to the image, which fills the input)
-    height, width = inputs.shape[2:]
-    assert (raw['dets'][0, :, [0, 2]] <= width).all() and (raw['dets'][0, :, [1, 3]] <= height).all()
-    assert (raw['dets'][0, :, :4] >= 0).all()
+    assert_detr_graph_matches_rewritten_forward(case)
 
 
 def test_eager_model_untouched_after_export(case):
     """The rewrites are gone after an export: mmdet's own forward builds its mask from the metas again."""
-    data = case.task.create_input(CHECK_IMAGE, case.task.ir_input_shape())[0]
-    results = case.model.test_step(copy.deepcopy(data))
-    assert type(results[0]).__name__ == 'DetDataSample' and len(results[0].pred_instances) == MAX_PER_IMG
+    assert_eager_model_untouched(case)
 
 
 # --------------------------------------------------------------------------- refused transformer detectors

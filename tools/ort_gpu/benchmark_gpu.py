@@ -165,8 +165,8 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> 
             return half.predict(inputs_half, samples)
     add('PyTorch eager', 'FP16', eager_half, '')
     try:
-        if device == 'cpu':
-            raise RuntimeError('skipped on the CPU (dry run)')
+        if device == 'cpu' or 'compile' in args.skip:
+            raise RuntimeError('skipped (--skip compile, or the CPU dry run)')
         compiled = compiled_forward(name, half, samples)
     except Exception as exc:
         compiled = None
@@ -178,7 +178,7 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> 
         add('torch.compile reduce-overhead', 'FP16', run_compiled, '')
 
     onnx_file = None
-    for variant in engine_variants(name, device.startswith('cuda')):
+    for variant in [v for v in engine_variants(name, device.startswith('cuda')) if v['type'] not in args.skip]:
         cfg = copy.deepcopy(base_cfg)
         cfg.backend_config = dict(variant)
         precision = str(variant.get('precision', 'FP32')).upper()
@@ -245,6 +245,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--exporter', default='dynamo', choices=['dynamo', 'torchscript'])
     parser.add_argument('--json', default=None)
+    parser.add_argument('--skip', nargs='*', default=[],
+                        help="sides to leave out: engine names (e.g. aot_inductor) and/or 'compile'")
     parser.add_argument('--device', default='cuda', help="'cpu' for a dry run of the script's logic only")
     args = parser.parse_args(argv)
     import torch

@@ -14,10 +14,9 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mmdeploy.backend.base import BaseBackendManager
-from mmdeploy.backend.torchscript.runtime import (PRECISIONS, backend_file, check_device, define_custom_ops,
-                                                   input_sizes, names_of, precision_of)
-from mmdeploy.errors import ExportError, ModelFileError
+from mmdeploy.backend.torchscript.runtime import (PRECISIONS, PyTorchModelManager, backend_file, input_sizes,
+                                                   load_program_wrapper, precision_of)
+from mmdeploy.errors import ExportError
 
 logger = logging.getLogger('mmdeploy')
 
@@ -66,14 +65,14 @@ def _sizes_of_one_stay_dynamic(shapes: Any) -> Any:
     return fx_config.patch(backed_size_oblivious=True)
 
 
-class AOTInductorManager(BaseBackendManager):
+class AOTInductorManager(PyTorchModelManager):
     """AOTInductor: :meth:`from_pytorch` exports and compiles; the wrapper loads the package.
 
     It takes the PyTorch model (``takes_pytorch_model``), like TorchScript.
     """
 
     name = 'aot_inductor'
-    takes_pytorch_model = True
+    program_step = 'compiles'
     #: torch.export keeps sizes symbolic, as the dynamo ONNX exporter does: rewrites take that branch
     exporter = 'dynamo'
 
@@ -121,40 +120,22 @@ class AOTInductorManager(BaseBackendManager):
         return [path]
 
     @classmethod
-    def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
-                   device: str = 'cpu') -> List[str]:
-        """Not used: AOTInductor takes the PyTorch model (see :meth:`from_pytorch`)."""
-        from mmdeploy.errors import ConfigError
-
-        raise ConfigError("backend 'aot_inductor' compiles the PyTorch model, not ONNX files: use mmdeploy deploy "
-                          'or mmdeploy.apis.pytorch2backend.torch2backend')
-
-    @classmethod
     def build_wrapper(cls, backend_files: Sequence[str], device: str = 'cpu', deploy_cfg: Any = None,
                       input_names: Optional[Sequence[str]] = None,
                       output_names: Optional[Sequence[str]] = None) -> Any:
         """Load the ``.pt2`` package with ``torch._inductor.aoti_load_package`` into a wrapper."""
         import torch
 
-        from mmdeploy.backend.torchscript.runtime import TorchProgramWrapper
-
-        check_device(device, cls.name)
-        path = next((os.fspath(f) for f in backend_files if os.fspath(f).endswith('.pt2')), None)
-        if path is None or not os.path.isfile(path):
-            raise ModelFileError(f'no AOTInductor .pt2 package among {list(backend_files)!r}; deploy writes '
-                                 f'end2end.pt2')
-        define_custom_ops()
         index = int(device.split(':')[1]) if ':' in device else -1
-        try:
+
+        def load(path: str) -> Tuple[Any, str]:
             runner = torch._inductor.aoti_load_package(path, device_index=index)
-        except Exception as exc:
-            detail = ' '.join(str(exc).split())[:300] or type(exc).__name__
-            raise ModelFileError(f'aoti_load_package cannot load {path!r} ({detail}); a package runs only on the '
-                                 f'device kind and torch version it was compiled with: deploy again there') from exc
-        inputs, outputs = names_of(deploy_cfg, input_names, output_names)
-        try:
-            sizes = json.loads(runner.get_metadata().get(SIZES_KEY, '{}'))
-        except (AttributeError, ValueError):
-            sizes = {}
-        return TorchProgramWrapper(runner, inputs, outputs, device, os.path.basename(path), ranks={inputs[0]: 4},
-                                   sizes=sizes)
+            try:
+                return runner, runner.get_metadata().get(SIZES_KEY, '')
+            except AttributeError:  # a runner without metadata: sizes are not checked
+                return runner, ''
+
+        return load_program_wrapper(backend_files, '.pt2', 'AOTInductor .pt2 package', cls.name, device, deploy_cfg,
+                                    input_names, output_names, load, 'aoti_load_package cannot load',
+                                    'a package runs only on the device kind and torch version it was compiled with: '
+                                    'deploy again there')

@@ -41,16 +41,10 @@ def graph_custom_ops(model: Any) -> Set[str]:
 
     ``model`` is an ``onnx.ModelProto`` or a path (read without external data).
     """
-    import onnx
+    from mmdeploy.backend.onnx_nodes import node_ops
 
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(os.fspath(model), load_external_data=False)
-    nodes = list(model.graph.node)
-    for function in model.functions:
-        nodes.extend(function.node)
-    local = {f.domain for f in model.functions}
-    return {f'{n.domain}::{n.op_type}' for n in nodes
-            if n.domain not in ('', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft') and n.domain not in local}
+    return {f'{domain}::{op}' for domain, op in node_ops(model)
+            if domain not in ('', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft')}
 
 
 def register_if_needed(options: Any, onnx_file: str) -> bool:

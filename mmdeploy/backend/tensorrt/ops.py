@@ -68,16 +68,9 @@ def graph_ops(model: Any) -> Set[str]:
 
     ``model`` is an ``onnx.ModelProto`` or a path (read without external data).
     """
-    import onnx
+    from mmdeploy.backend.onnx_nodes import node_ops
 
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(os.fspath(model), load_external_data=False)
-    nodes = list(model.graph.node)
-    for function in model.functions:
-        nodes.extend(function.node)
-    local = {f.domain for f in model.functions}
-    return {f'{"" if n.domain in ("", "ai.onnx") else n.domain}::{n.op_type}' for n in nodes
-            if n.domain not in local}
+    return {f'{"" if domain in ("", "ai.onnx") else domain}::{op}' for domain, op in node_ops(model)}
 
 
 def unsupported_ops(ops: Iterable[str], trt_version: Tuple[int, int], library_reason: Optional[str]) -> Dict[str, str]:

@@ -7,17 +7,16 @@ import os
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mmdeploy.backend.base import BaseBackendManager
-from mmdeploy.backend.torchscript.runtime import (SIZES_FILE, backend_file, check_device, define_custom_ops,
-                                                   input_sizes, names_of)
-from mmdeploy.errors import ExportError, ModelFileError
+from mmdeploy.backend.torchscript.runtime import (SIZES_FILE, PyTorchModelManager, backend_file, input_sizes,
+                                                   load_program_wrapper)
+from mmdeploy.errors import ExportError
 
 logger = logging.getLogger('mmdeploy')
 #: torch >= 2.10 marks torch.jit deprecated on every call; the README says so once (TorchScript section)
 _JIT_DEPRECATED = r'.*torch\.jit.*deprecated'
 
 
-class TorchScriptManager(BaseBackendManager):
+class TorchScriptManager(PyTorchModelManager):
     """TorchScript: :meth:`from_pytorch` traces the rewritten model; the wrapper runs it on CPU or CUDA.
 
     It takes the PyTorch model (``takes_pytorch_model``): ``mmdeploy deploy``
@@ -26,7 +25,7 @@ class TorchScriptManager(BaseBackendManager):
     """
 
     name = 'torchscript'
-    takes_pytorch_model = True
+    program_step = 'traces'
     #: the tracer records sizes as the TorchScript ONNX exporter does: rewrites take that branch
     exporter = 'torchscript'
 
@@ -71,44 +70,22 @@ class TorchScriptManager(BaseBackendManager):
         return [path]
 
     @classmethod
-    def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
-                   device: str = 'cpu') -> List[str]:
-        """Not used: TorchScript takes the PyTorch model (see :meth:`from_pytorch`)."""
-        from mmdeploy.errors import ConfigError
-
-        raise ConfigError("backend 'torchscript' traces the PyTorch model, not ONNX files: use mmdeploy deploy or "
-                          'mmdeploy.apis.pytorch2backend.torch2backend')
-
-    @classmethod
     def build_wrapper(cls, backend_files: Sequence[str], device: str = 'cpu', deploy_cfg: Any = None,
                       input_names: Optional[Sequence[str]] = None,
                       output_names: Optional[Sequence[str]] = None) -> Any:
         """A :class:`~mmdeploy.backend.torchscript.runtime.TorchProgramWrapper` of the ``.pt`` file on ``device``."""
         import torch
 
-        from mmdeploy.backend.torchscript.runtime import TorchProgramWrapper
-
-        check_device(device, cls.name)
-        path = next((os.fspath(f) for f in backend_files if os.fspath(f).endswith('.pt')), None)
-        if path is None or not os.path.isfile(path):
-            raise ModelFileError(f'no TorchScript .pt file among {list(backend_files)!r}; deploy writes end2end.pt')
-        define_custom_ops()
-        try:
+        def load(path: str) -> Tuple[Any, str]:
             extra = {SIZES_FILE: ''}
             with warnings.catch_warnings():
                 warnings.filterwarnings('ignore', category=FutureWarning, message=_JIT_DEPRECATED)
                 module = torch.jit.load(path, map_location=device, _extra_files=extra).eval()
-        except Exception as exc:
-            detail = ' '.join(str(exc).split())[:300] or type(exc).__name__
-            raise ModelFileError(f'torch.jit.load cannot read {path!r} ({detail}); the file is corrupt, truncated '
-                                 f'or from another torch version: deploy again') from exc
-        inputs, outputs = names_of(deploy_cfg, input_names, output_names)
-        try:
-            sizes = json.loads(extra[SIZES_FILE] or '{}')
-        except ValueError:
-            sizes = {}
-        return TorchProgramWrapper(module, inputs, outputs, device, os.path.basename(path),
-                                   ranks={inputs[0]: 4}, sizes=sizes)
+            return module, extra[SIZES_FILE]
+
+        return load_program_wrapper(backend_files, '.pt', 'TorchScript .pt file', cls.name, device, deploy_cfg,
+                                    input_names, output_names, load, 'torch.jit.load cannot read',
+                                    'the file is corrupt, truncated or from another torch version: deploy again')
 
 
 def _freezable(module: Any) -> bool:

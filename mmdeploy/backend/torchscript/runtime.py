@@ -1,4 +1,5 @@
-"""What the PyTorch-native backends (TorchScript, AOTInductor) share: file names, custom ops, the wrapper.
+"""What the PyTorch-native backends (TorchScript, AOTInductor) share: file names, custom ops, the wrapper, the
+manager's refusal of ONNX files.
 
 A saved TorchScript module or AOTInductor package calls mmdeploy's torch custom
 ops (``mmdeploy::nms_index``, ...) by name; :func:`define_custom_ops` defines
@@ -12,8 +13,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from mmdeploy.backend.base import BaseWrapper
-from mmdeploy.errors import InputDataError, ModelFileError
+from mmdeploy.backend.base import BaseBackendManager, BaseWrapper
+from mmdeploy.errors import ConfigError, InputDataError, ModelFileError
 
 #: ``backend_config.precision`` -> torch dtype name
 PRECISIONS = {'FP32': 'float32', 'FP16': 'float16', 'BF16': 'bfloat16'}
@@ -179,3 +180,58 @@ def names_of(deploy_cfg: Any, input_names: Optional[Sequence[str]],
     ir_cfg = get_ir_config(deploy_cfg) if deploy_cfg is not None else {}
     return [list(input_names or ir_cfg.get('input_names') or ['input']),
             list(output_names or ir_cfg.get('output_names') or ['output'])]
+
+
+def load_program_wrapper(backend_files: Sequence[str], suffix: str, what: str, backend: str, device: str,
+                         deploy_cfg: Any, input_names: Optional[Sequence[str]],
+                         output_names: Optional[Sequence[str]], load: Callable[[str], Any],
+                         cannot_load: str, advice: str) -> TorchProgramWrapper:
+    """A :class:`TorchProgramWrapper` of the first ``suffix`` file of ``backend_files`` (TorchScript, AOTInductor).
+
+    ``load(path)`` returns ``(program, sizes)`` with ``sizes`` the saved JSON
+    of :func:`input_sizes` (``''`` when absent). A missing file or a failed
+    load is a ModelFileError: ``no <what> among ...`` or
+    ``<cannot_load> <path> (<torch's reason>); <advice>``.
+    """
+    import json
+
+    check_device(device, backend)
+    path = next((os.fspath(f) for f in backend_files if os.fspath(f).endswith(suffix)), None)
+    if path is None or not os.path.isfile(path):
+        raise ModelFileError(f'no {what} among {list(backend_files)!r}; deploy writes end2end{suffix}')
+    define_custom_ops()
+    try:
+        program, saved_sizes = load(path)
+    except Exception as exc:
+        detail = ' '.join(str(exc).split())[:300] or type(exc).__name__
+        raise ModelFileError(f'{cannot_load} {path!r} ({detail}); {advice}') from exc
+    inputs, outputs = names_of(deploy_cfg, input_names, output_names)
+    try:
+        sizes = json.loads(saved_sizes or '{}')
+    except ValueError:
+        sizes = {}
+    return TorchProgramWrapper(program, inputs, outputs, device, os.path.basename(path), ranks={inputs[0]: 4},
+                               sizes=sizes)
+
+
+class PyTorchModelManager(BaseBackendManager):
+    """Base of the managers that take the PyTorch model (``takes_pytorch_model``): ONNX files are refused.
+
+    ``mmdeploy deploy`` and :func:`mmdeploy.apis.pytorch2backend.torch2backend`
+    call the subclass's ``from_pytorch`` instead of exporting ONNX.
+    """
+
+    takes_pytorch_model = True
+    #: what ``from_pytorch`` does to the model, for the error of :meth:`to_backend`: 'traces', 'compiles'
+    program_step = ''
+
+    @classmethod
+    def to_backend(cls, onnx_files: Sequence[str], work_dir: str, deploy_cfg: Any,
+                   device: str = 'cpu') -> List[str]:
+        """Not used: the backend takes the PyTorch model (see ``from_pytorch``).
+
+        Raises:
+            ConfigError: always, naming the way to deploy.
+        """
+        raise ConfigError(f"backend '{cls.name}' {cls.program_step} the PyTorch model, not ONNX files: use mmdeploy "
+                          'deploy or mmdeploy.apis.pytorch2backend.torch2backend')

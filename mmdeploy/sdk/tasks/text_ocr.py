@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from mmdeploy.sdk.errors import SDKClosedError, SDKModelDirError, SDKPipelineError
-from mmdeploy.sdk.handle import check_image
+from mmdeploy.sdk.image_input import check_image
+from mmdeploy.sdk.lifetime import ClosableHandle
 from mmdeploy.sdk.results import OCRResult
 from mmdeploy.sdk.tasks.text_detector import TextDetector
 from mmdeploy.sdk.tasks.text_recognizer import TextRecognizer
@@ -85,7 +85,7 @@ def _read_pair(folder: str) -> Tuple[str, str, Dict[str, Any]]:
     return (os.path.join(folder, roles['detection']), os.path.join(folder, roles['recognition']), params)
 
 
-class TextOCR:
+class TextOCR(ClosableHandle):
     """Detects text regions and reads each one: :class:`~mmdeploy.sdk.results.OCRResult` per image.
 
     Args:
@@ -102,8 +102,7 @@ class TextOCR:
     task = 'TextOCR'
 
     def __init__(self, det_dir: str, rec_dir: Optional[str] = None, device: str = 'cpu') -> None:
-        self._closed = True
-        self._lock = threading.Lock()
+        super().__init__()
         params: Dict[str, Any] = {}
         if rec_dir is None:
             det_dir, rec_dir, params = _read_pair(os.fspath(det_dir))
@@ -116,11 +115,6 @@ class TextOCR:
             raise
         self.device = str(device)
         self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:
@@ -143,22 +137,9 @@ class TextOCR:
             return [self.read(image) for image in images]
         return self.read(images)
 
-    def close(self) -> None:
-        """Release both models; later calls raise SDKClosedError. Closing twice is allowed."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+    def _release(self) -> None:
         self.detector.close()
         self.recognizer.close()
 
-    def __enter__(self) -> 'TextOCR':
-        self._check_open()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = 'closed' if self._closed else self.device
-        return f'TextOCR({self.detector.model.path!r}, {self.recognizer.model.path!r}, {state})'
+    def _paths(self) -> List[str]:
+        return [self.detector.model.path, self.recognizer.model.path]

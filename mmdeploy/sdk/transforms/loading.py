@@ -5,29 +5,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from mmdeploy.sdk.errors import SDKInputError
+from mmdeploy.sdk.image_input import check_image
 from mmdeploy.sdk.transforms.base import Transform, bad_param
-
-
-def check_input(img: Any, grayscale: bool, torch_ok: bool = False) -> None:
-    """Raise :class:`SDKInputError` unless ``img`` is an HxWx3 uint8 BGR array (HxW / HxWx1 too when ``grayscale``).
-
-    ``torch_ok`` also accepts a uint8 torch tensor of those shapes (CUDA path).
-    """
-    is_tensor = torch_ok and type(img).__module__.startswith('torch')
-    if not isinstance(img, np.ndarray) and not is_tensor:
-        raise SDKInputError(f'an image must be a numpy array (HxWx3 uint8 BGR, as cv2.imread gives), got '
-                            f'{type(img).__name__}')
-    if str(img.dtype).split('.')[-1] != 'uint8':
-        raise SDKInputError(f'an image must be uint8, got {img.dtype}; convert it '
-                            f'(e.g. np.clip(img, 0, 255).astype(np.uint8))')
-    ok = (img.ndim == 3 and img.shape[2] == 3) or (grayscale and (img.ndim == 2 or (
-        img.ndim == 3 and img.shape[2] == 1)))
-    if not ok:
-        want = 'HxWx3, HxW or HxWx1' if grayscale else 'HxWx3 (BGR)'
-        raise SDKInputError(f'an image must be {want}, got shape {tuple(img.shape)}; convert it with cv2.cvtColor')
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise SDKInputError(f'an image must not be empty, got shape {tuple(img.shape)}')
 
 
 class LoadImageFromFile(Transform):
@@ -60,7 +39,7 @@ class LoadImageFromFile(Transform):
 
     def apply_numpy(self, data: Dict[str, Any]) -> Dict[str, Any]:
         img = data['img']
-        check_input(img, self.grayscale)
+        check_image(img, self.grayscale)
         if self.grayscale:
             import cv2
 
@@ -78,7 +57,7 @@ class LoadImageFromFile(Transform):
         from mmdeploy.sdk.transforms.torch_kernels import bgr_to_gray_u8
 
         img = data['img']
-        check_input(img, self.grayscale, torch_ok=True)
+        check_image(img, self.grayscale, torch_ok=True)
         if isinstance(img, np.ndarray):
             img = torch.from_numpy(np.ascontiguousarray(img)).to(self.device.torch_device)
         else:

@@ -30,6 +30,26 @@ def _area_up_positions(src: int, dst: int) -> Tuple[np.ndarray, np.ndarray]:
     return start, frac
 
 
+def _linear_positions(src: int, dst: int) -> Tuple[np.ndarray, np.ndarray]:
+    """OpenCV's INTER_LINEAR taps: float32 source positions ``(d + 0.5) * scale - 0.5``, floor and fraction."""
+    scale = 1.0 / (float(dst) / src)
+    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    start = np.floor(pos).astype(np.int64)
+    return start, (pos - start.astype(np.float32)).astype(np.float32)
+
+
+def _clamped_taps(start: np.ndarray, frac: np.ndarray, src: int,
+                  clamp: bool) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(i0, i1, frac)``: both source indices inside ``[0, src)``; ``clamp`` puts weight 1 on the edge pixel
+    for taps past the borders (OpenCV's horizontal pass)."""
+    if clamp:
+        low = start < 0
+        frac[low], start[low] = 0, 0
+        high = start >= src - 1
+        frac[high], start[high] = 0, src - 1
+    return np.clip(start, 0, src - 1), np.clip(start + 1, 0, src - 1), frac
+
+
 @functools.lru_cache(maxsize=64)
 def linear_taps(src: int, dst: int, clamp: bool,
                 area: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -42,37 +62,18 @@ def linear_taps(src: int, dst: int, clamp: bool,
     Returns:
         ``(i0, i1, w0, w1)``: int64 indices and int64 weights (summing to 2048).
     """
-    if area:
-        start, frac = _area_up_positions(src, dst)
-    else:
-        scale = 1.0 / (float(dst) / src)
-        pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
-        start = np.floor(pos).astype(np.int64)
-        frac = (pos - start.astype(np.float32)).astype(np.float32)
-    if clamp:
-        low = start < 0
-        frac[low], start[low] = 0, 0
-        high = start >= src - 1
-        frac[high], start[high] = 0, src - 1
+    i0, i1, frac = _clamped_taps(*(_area_up_positions(src, dst) if area else _linear_positions(src, dst)), src,
+                                 clamp)
     w0 = np.rint((np.float32(1) - frac) * np.float32(_COEF_SCALE)).astype(np.int64)
     w1 = np.rint(frac * np.float32(_COEF_SCALE)).astype(np.int64)
-    return np.clip(start, 0, src - 1), np.clip(start + 1, 0, src - 1), w0, w1
+    return i0, i1, w0, w1
 
 
 @functools.lru_cache(maxsize=64)
 def float_taps(src: int, dst: int, clamp: bool) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Like :func:`linear_taps` with float32 weights (OpenCV's path for float images)."""
-    scale = 1.0 / (float(dst) / src)
-    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
-    start = np.floor(pos).astype(np.int64)
-    frac = (pos - start.astype(np.float32)).astype(np.float32)
-    if clamp:
-        low = start < 0
-        frac[low], start[low] = 0, 0
-        high = start >= src - 1
-        frac[high], start[high] = 0, src - 1
-    return (np.clip(start, 0, src - 1), np.clip(start + 1, 0, src - 1),
-            (np.float32(1) - frac).astype(np.float32), frac)
+    i0, i1, frac = _clamped_taps(*_linear_positions(src, dst), src, clamp)
+    return i0, i1, (np.float32(1) - frac).astype(np.float32), frac
 
 
 def _on(device: Any, *arrays: np.ndarray) -> Sequence[Any]:

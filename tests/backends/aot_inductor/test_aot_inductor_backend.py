@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'torchscript'))
-from native_helpers import assert_detections_match, config, export, resnet18, retinanet, run_both  # noqa: E402
+from native_helpers import (assert_bad_files_refused, assert_detections_match, assert_resnet18_matches,  # noqa: E402
+                            class_scores, config, export, make_image, resnet18_case, retinanet, run_both)
 
 PROB_ATOL = 1e-4
 BOX_ATOL = 1e-2
@@ -34,49 +35,25 @@ CLS_DYNAMIC = 'mmpretrain/classification_aot_inductor_dynamic.py'
 DET_STATIC = 'mmdet/detection/detection_aot_inductor_static.py'
 
 
-def _image(height, width, seed):
-    from e2e.deploy_models import make_image
-
-    return make_image(height, width, seed=seed)
-
-
-def _scores(task, results):
-    return task.outputs_for_comparison(results)['scores']
-
-
-def _resnet18_case(rel, folder, **overrides):
-    image = _image(80, 96, 3)
-    task, model = resnet18(config(rel, **overrides), image)
-    return task, model, export(task, model, image, folder), image
-
-
 @pytest.fixture(scope='module')
 def r18_static(tmp_path_factory):
     """ResNet-18 compiled at 64x64 in float32 (the one compilation of the default suite)."""
-    return _resnet18_case(CLS_STATIC, tmp_path_factory.mktemp('aoti-r18'), onnx_config__input_shape=[64, 64])
+    return resnet18_case(CLS_STATIC, tmp_path_factory.mktemp('aoti-r18'), onnx_config__input_shape=[64, 64])
 
 
 def test_resnet18_static_matches_pytorch_dynamo(r18_static):
     """[dynamo] float32, 64x64; the package is what deploy writes (end2end.pt2) and loads on the CPU."""
     task, model, files, _ = r18_static
     assert [os.path.basename(p) for p in files] == ['end2end.pt2']
-    expected, actual = run_both(task, model, files, [_image(70, 90, 4)], task.ir_input_shape())
-    expected, actual = _scores(task, expected), _scores(task, actual)
-    assert expected.max() > 0.05  # spread: a wrong network cannot pass by being flat
-    np.testing.assert_allclose(actual, expected, atol=PROB_ATOL, rtol=0)
+    assert_resnet18_matches(task, model, files, PROB_ATOL)
 
 
 def test_wrapper_checks_inputs_and_files(r18_static, tmp_path):
     from mmdeploy.backend.aot_inductor.manager import AOTInductorManager
-    from mmdeploy.errors import InputDataError, ModelFileError
+    from mmdeploy.errors import InputDataError
 
     task, _, files, _ = r18_static
-    with pytest.raises(ModelFileError, match='end2end.pt2'):
-        AOTInductorManager.build_wrapper([str(tmp_path / 'missing.pt2')], 'cpu', task.deploy_cfg)
-    broken = tmp_path / 'broken.pt2'
-    broken.write_bytes(b'not a package')
-    with pytest.raises(ModelFileError, match='deploy again'):
-        AOTInductorManager.build_wrapper([str(broken)], 'cpu', task.deploy_cfg)
+    assert_bad_files_refused(AOTInductorManager, '.pt2', task.deploy_cfg, tmp_path)
     with AOTInductorManager.build_wrapper(files, 'cpu', task.deploy_cfg) as wrapper:
         assert wrapper({'input': np.zeros((1, 3, 64, 64), np.float32)})['output'].shape == (1, 1000)
         with pytest.raises(InputDataError, match='float32'):
@@ -96,11 +73,11 @@ def test_precision_key_is_validated():
 @pytest.mark.extended
 def test_resnet18_dynamic_batch_and_size_dynamo(tmp_path):
     """[dynamo] one package for batch 2 at two sizes (the example's batch of 1 stays dynamic)."""
-    task, model, files, image = _resnet18_case(CLS_DYNAMIC, tmp_path)
+    task, model, files, image = resnet18_case(CLS_DYNAMIC, tmp_path)
     images = [image, np.ascontiguousarray(255 - image[:, ::-1])]
     for size in ((64, 64), (96, 80)):
         expected, actual = run_both(task, model, files, images, size)
-        np.testing.assert_allclose(_scores(task, actual), _scores(task, expected), atol=PROB_ATOL, rtol=0)
+        np.testing.assert_allclose(class_scores(task, actual), class_scores(task, expected), atol=PROB_ATOL, rtol=0)
 
 
 @pytest.mark.extended
@@ -108,11 +85,11 @@ def test_resnet18_dynamic_batch_and_size_dynamo(tmp_path):
 def test_resnet18_low_precision_close_to_pytorch_dynamo(r18_static, precision, tmp_path):
     """[dynamo] the model compiled in bf16 / fp16, float32 in and out; looser (see the module docstring)."""
     task32, model, _, image = r18_static
-    task, _, files, _ = _resnet18_case(CLS_STATIC, tmp_path, onnx_config__input_shape=[64, 64],
+    task, _, files, _ = resnet18_case(CLS_STATIC, tmp_path, onnx_config__input_shape=[64, 64],
                                        backend_config__precision=precision)
-    check = [_image(70, 90, 4)]
+    check = [make_image(70, 90, seed=4)]
     expected, actual = run_both(task, model, files, check, task.ir_input_shape())
-    expected, actual = _scores(task, expected), _scores(task, actual)
+    expected, actual = class_scores(task, expected), class_scores(task, actual)
     diff = np.abs(actual - expected).max()
     assert 1e-4 < diff <= LOW_PRECISION_ATOL[precision], diff
     # the class picked is PyTorch's top-1 or one within the tolerance of it (1000 classes: near ties happen;
@@ -124,9 +101,9 @@ def test_resnet18_low_precision_close_to_pytorch_dynamo(r18_static, precision, t
 @pytest.mark.extended
 def test_retinanet_static_matches_pytorch_dynamo(tmp_path):
     """[dynamo] RetinaNet R-18 at 320x320 with NMS as mmdeploy's torch op inside the package."""
-    image = _image(256, 320, 1)
+    image = make_image(256, 320, seed=1)
     task, model = retinanet(config(DET_STATIC), tmp_path, image)
     files = export(task, model, image, tmp_path)
-    expected, actual = run_both(task, model, files, [_image(192, 320, 2)], task.ir_input_shape())
+    expected, actual = run_both(task, model, files, [make_image(192, 320, seed=2)], task.ir_input_shape())
     matched, _, _ = assert_detections_match(expected, actual, BOX_ATOL, SCORE_ATOL)
     assert matched >= 3

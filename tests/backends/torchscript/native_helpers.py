@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+import pytest
 import torch
 
 TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -15,6 +17,8 @@ REPO = os.path.dirname(TESTS)
 for _path in (TESTS, os.path.join(TESTS, 'mmdet')):
     if _path not in sys.path:
         sys.path.append(_path)
+
+from e2e.deploy_models import make_image  # noqa: E402  (re-exported: the images of every engine's tests)
 
 CONFIGS = os.path.join(REPO, 'configs')
 
@@ -44,6 +48,38 @@ def resnet18(deploy_cfg, image):
         model.head.fc.weight.mul_(scale)
         model.head.fc.bias.mul_(scale)
     return task, model
+
+
+def resnet18_case(rel: str, folder, **overrides):
+    """(task, model, backend files, export image) of :func:`resnet18` with ``config(rel, **overrides)``."""
+    image = make_image(80, 96, seed=3)
+    task, model = resnet18(config(rel, **overrides), image)
+    return task, model, export(task, model, image, folder), image
+
+
+def class_scores(task, results) -> np.ndarray:
+    """The per-class probabilities of classification ``results`` (one row an image)."""
+    return task.outputs_for_comparison(results)['scores']
+
+
+def assert_resnet18_matches(task, model, files, atol: float) -> None:
+    """The backend's probabilities on another image at the config's input size within ``atol`` of PyTorch's."""
+    expected, actual = run_both(task, model, files, [make_image(70, 90, seed=4)], task.ir_input_shape())
+    expected, actual = class_scores(task, expected), class_scores(task, actual)
+    assert expected.max() > 0.05  # spread: a wrong network cannot pass by being flat
+    np.testing.assert_allclose(actual, expected, atol=atol, rtol=0)
+
+
+def assert_bad_files_refused(manager, suffix: str, deploy_cfg, tmp_path) -> None:
+    """``manager.build_wrapper`` refuses a missing file (naming ``end2end<suffix>``) and a broken one (deploy again)."""
+    from mmdeploy.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match=f'end2end{suffix}'):
+        manager.build_wrapper([str(tmp_path / f'missing{suffix}')], 'cpu', deploy_cfg)
+    broken = tmp_path / f'broken{suffix}'
+    broken.write_bytes(b'not a program')
+    with pytest.raises(ModelFileError, match='deploy again'):
+        manager.build_wrapper([str(broken)], 'cpu', deploy_cfg)
 
 
 def retinanet(deploy_cfg, folder, image):

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from native_helpers import assert_detections_match, config, export, resnet18, retinanet, run_both
+from native_helpers import (assert_bad_files_refused, assert_detections_match, assert_resnet18_matches,
+                            class_scores, config, export, make_image, resnet18_case, retinanet, run_both)
 
 PROB_ATOL = 1e-5
 BOX_ATOL = 1e-3
@@ -25,34 +26,17 @@ DET_STATIC = 'mmdet/detection/detection_torchscript_static.py'
 DET_DYNAMIC = 'mmdet/detection/detection_torchscript_dynamic.py'
 
 
-def _image(height, width, seed):
-    from e2e.deploy_models import make_image
-
-    return make_image(height, width, seed=seed)
-
-
-def _scores(task, results):
-    return task.outputs_for_comparison(results)['scores']
-
-
 @pytest.fixture(scope='module')
 def r18_dynamic(tmp_path_factory):
     """ResNet-18 traced with the dynamic config (batch, height and width free)."""
-    image = _image(80, 96, 3)
-    task, model = resnet18(config(CLS_DYNAMIC), image)
-    return task, model, export(task, model, image, tmp_path_factory.mktemp('ts-r18')), image
+    return resnet18_case(CLS_DYNAMIC, tmp_path_factory.mktemp('ts-r18'))
 
 
 def test_resnet18_static_matches_pytorch_torchscript(tmp_path):
     """[torchscript] 64x64, the deploy config's fixed input size."""
-    image = _image(80, 96, 3)
-    task, model = resnet18(config(CLS_STATIC, onnx_config__input_shape=[64, 64]), image)
-    files = export(task, model, image, tmp_path)
+    task, model, files, _ = resnet18_case(CLS_STATIC, tmp_path, onnx_config__input_shape=[64, 64])
     assert [p.rsplit('/', 1)[1] for p in files] == ['end2end.pt']
-    expected, actual = run_both(task, model, files, [_image(70, 90, 4)], task.ir_input_shape())
-    expected, actual = _scores(task, expected), _scores(task, actual)
-    assert expected.max() > 0.05  # spread: a wrong network cannot pass by being flat
-    np.testing.assert_allclose(actual, expected, atol=PROB_ATOL, rtol=0)
+    assert_resnet18_matches(task, model, files, PROB_ATOL)
     from mmdeploy.backend.torchscript.manager import TorchScriptManager
     from mmdeploy.errors import InputDataError
 
@@ -67,7 +51,7 @@ def test_resnet18_dynamic_batch_and_size_torchscript(r18_dynamic, size):
     task, model, files, image = r18_dynamic
     images = [image, np.ascontiguousarray(255 - image[:, ::-1])]
     expected, actual = run_both(task, model, files, images, size)
-    expected, actual = _scores(task, expected), _scores(task, actual)
+    expected, actual = class_scores(task, expected), class_scores(task, actual)
     assert not np.allclose(expected[0], expected[1], atol=1e-3)  # two different answers to get right
     np.testing.assert_allclose(actual, expected, atol=PROB_ATOL, rtol=0)
 
@@ -80,10 +64,10 @@ def test_retinanet_matches_pytorch_torchscript(rel, tmp_path):
     The dynamic case is extended: tests/e2e/test_shipped_configs.py deploys detection_torchscript_dynamic.py with
     RetinaNet (second shape: batch 2 at another size) in the default suite.
     """
-    image = _image(256, 320, 1)
+    image = make_image(256, 320, seed=1)
     task, model = retinanet(config(rel), tmp_path, image)
     files = export(task, model, image, tmp_path)
-    images = [image] if rel == DET_STATIC else [image, _image(224, 288, 5)]
+    images = [image] if rel == DET_STATIC else [image, make_image(224, 288, seed=5)]
     expected, actual = run_both(task, model, files, images, task.ir_input_shape())
     matched, _, _ = assert_detections_match(expected, actual, BOX_ATOL, SCORE_ATOL)
     assert matched >= 3
@@ -91,15 +75,10 @@ def test_retinanet_matches_pytorch_torchscript(rel, tmp_path):
 
 def test_wrapper_checks_inputs_and_files(r18_dynamic, tmp_path):
     from mmdeploy.backend.torchscript.manager import TorchScriptManager
-    from mmdeploy.errors import InputDataError, ModelFileError
+    from mmdeploy.errors import InputDataError
 
     task, _, files, _ = r18_dynamic
-    with pytest.raises(ModelFileError, match='end2end.pt'):
-        TorchScriptManager.build_wrapper([str(tmp_path / 'missing.pt')], 'cpu', task.deploy_cfg)
-    broken = tmp_path / 'broken.pt'
-    broken.write_bytes(b'not a zip')
-    with pytest.raises(ModelFileError, match='deploy again'):
-        TorchScriptManager.build_wrapper([str(broken)], 'cpu', task.deploy_cfg)
+    assert_bad_files_refused(TorchScriptManager, '.pt', task.deploy_cfg, tmp_path)
     wrapper = TorchScriptManager.build_wrapper(files, 'cpu', task.deploy_cfg)
     out = wrapper({'input': np.zeros((1, 3, 32, 32), np.float32)})
     assert isinstance(out['output'], np.ndarray) and out['output'].shape == (1, 1000)

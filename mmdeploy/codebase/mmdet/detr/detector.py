@@ -66,6 +66,19 @@ def _detr_forward(self: Any, input: Any, batch_img_metas: List[dict]) -> Tuple[A
 _HEADS = 'mmdet.models.dense_heads'
 
 
+def _checked_img_metas(self: Any, inputs: Any, data_samples: Optional[Sequence[Any]]) -> List[dict]:
+    """The image metas of the export (``data_samples`` default to the RewriterContext's), once a dynamo export
+    of one image under a dynamic batch is refused: the decoder's self-attention is mmcv's ``MultiheadAttention``.
+    """
+    ctx = FUNCTION_REWRITER.get_context()
+    if data_samples is None:
+        data_samples = ctx.extra.get('data_samples')
+    refuse_dynamo_dynamic_batch(self, data_samples, 'torch.export fixes the batch of a one-image example to 1 '
+                                '(the transformer\'s attention projects tensors whose layout is contiguous only '
+                                'for a batch of 1)')
+    return export_img_metas(inputs, data_samples)
+
+
 # verified: tests/mmdet/test_detr.py (DETR, Conditional DETR); the heads' post-processing is
 # detr_head_predict, replacing the methods of DETRHead named below
 @FUNCTION_REWRITER.register_rewriter(
@@ -83,13 +96,7 @@ def detection_transformer__forward(self: Any, inputs: Any, data_samples: Optiona
     data_samples=...)``); only their number matters (every image fills the
     input). ``mode`` has no tensor form and is ignored.
     """
-    ctx = FUNCTION_REWRITER.get_context()
-    if data_samples is None:
-        data_samples = ctx.extra.get('data_samples')
-    refuse_dynamo_dynamic_batch(self, data_samples, 'torch.export fixes the batch of a one-image example to 1 '
-                                '(the transformer\'s attention projects tensors whose layout is contiguous only '
-                                'for a batch of 1)')
-    return _detr_forward(self, inputs, export_img_metas(inputs, data_samples))
+    return _detr_forward(self, inputs, _checked_img_metas(self, inputs, data_samples))
 
 
 # the marked parameter is named like the graph input (see _detr_forward)
@@ -126,10 +133,4 @@ def deformable_detr__forward(self: Any, inputs: Any, data_samples: Optional[Sequ
     A dynamic batch under dynamo is refused as for DETR: the decoder's
     self-attention is the same mmcv ``MultiheadAttention`` (not re-measured here).
     """
-    ctx = FUNCTION_REWRITER.get_context()
-    if data_samples is None:
-        data_samples = ctx.extra.get('data_samples')
-    refuse_dynamo_dynamic_batch(self, data_samples, 'torch.export fixes the batch of a one-image example to 1 '
-                                '(the transformer\'s attention projects tensors whose layout is contiguous only '
-                                'for a batch of 1)')
-    return _deformable_detr_forward(self, inputs, export_img_metas(inputs, data_samples))
+    return _deformable_detr_forward(self, inputs, _checked_img_metas(self, inputs, data_samples))
