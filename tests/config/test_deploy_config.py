@@ -70,7 +70,8 @@ def test_shipped_configs_parse(path):
     (dict(calib_config=dict(create_calib=True)), ['unknown key calib_config.create_calib']),
     (dict(onnx_config__export_params=False), ['onnx_config.export_params must be True', 'without weights']),
     (dict(onnx_config__keep_initializers_as_inputs=True), ['onnx_config.keep_initializers_as_inputs must be False']),
-    (dict(backend_config__precision='fp16'), ["backend_config.precision must be 'FP32'", 'not supported']),
+    (dict(backend_config__precision='int8'), ["backend_config.precision must be 'FP32' (the exported graph) or "
+                                              "'FP16'"]),
     (dict(codebase_config__model_type='end2end'), ["unknown key codebase_config.model_type (for codebase "
                                                    "'mmpretrain')"]),
     (dict(onnx_config__exporter='dynamo2'), ["onnx_config.exporter must be 'torchscript' or 'dynamo'"]),
