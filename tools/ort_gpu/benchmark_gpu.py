@@ -186,10 +186,11 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> 
         folder = os.path.join(work_dir, f'{name}-b{batch}-{label.replace(" ", "_").replace("+", "")}')
         os.makedirs(folder, exist_ok=True)
         try:
-            files = convert(task, model, images[0], cfg, folder, variant, batch, size, onnx_file, device)
+            # the variant's own task processor: PyTorch-native engines are found through its backend_config
+            vtask = build_task_processor(load_config(model_cfg), cfg, device)
+            files = convert(vtask, model, images[0], cfg, folder, variant, batch, size, onnx_file, device)
             if variant['type'] == 'onnxruntime' and onnx_file is None:
                 onnx_file = os.path.join(folder, cfg.onnx_config.save_file)
-            vtask = build_task_processor(load_config(model_cfg), cfg, device)
             backend_model = vtask.build_backend_model(files)
             with torch.inference_mode():
                 results = backend_model.test_step(data)

@@ -276,6 +276,14 @@ class CudaGraphBuffers:
     def _allocate(self, inputs: Mapping[str, Any]) -> None:
         import torch
 
+        # normal tensors even when the first call comes under torch.inference_mode(): later calls outside it
+        # copy into these buffers, which inference tensors would refuse
+        with torch.inference_mode(False):
+            self._allocate_buffers(inputs)
+
+    def _allocate_buffers(self, inputs: Mapping[str, Any]) -> None:
+        import torch
+
         session = self.wrapper.session
         target = session_torch_device(self.wrapper.device)
         binding = session.io_binding()
@@ -309,7 +317,8 @@ class CudaGraphBuffers:
                                          f'session was captured at {list(buf.shape)}; give that shape or '
                                          f'remove backend_config.cuda_graph')
                 src = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
-                buf.copy_(src.to(buf.dtype))
+                with torch.no_grad():
+                    buf.copy_(src.to(buf.dtype))
             torch.cuda.current_stream(buf.device).synchronize()
             self.wrapper.session.run_with_iobinding(self.binding)
             outputs = {n: b.clone() for n, b in self.outputs.items()}
