@@ -95,6 +95,8 @@ class ORTWrapper(BaseWrapper):
             ``'DEFAULT'`` (ONNX Runtime's CUDA provider option).
     """
 
+    _graph: Optional['CudaGraphBuffers'] = None
+
     def __init__(self, onnx_file: str, device: str = 'cpu', output_names: Optional[Sequence[str]] = None,
                  providers: Optional[Sequence[Any]] = None, num_threads: Optional[int] = None,
                  cuda_graph: bool = False, cudnn_conv_algo_search: Optional[str] = None) -> None:
