@@ -21,7 +21,7 @@ def digits_root(tmp_path_factory):
     if not os.path.isfile(script) or not os.path.isfile(DIGITS_CFG):
         pytest.skip('the demo data generator / demo classifier config is not in the tree')
     out = tmp_path_factory.mktemp('demo_data') / 'demo'
-    subprocess.run([sys.executable, script, '--out', str(out), '--digits-limit', '300', '--shapes-train', '2',
+    subprocess.run([sys.executable, script, '--out', str(out), '--digits-limit', '1000', '--shapes-train', '2',
                     '--shapes-val', '2'], check=True, cwd=ROOT, capture_output=True)
     return str(out / 'digits')
 

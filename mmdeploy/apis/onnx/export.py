@@ -105,6 +105,9 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
     except MMDeployError:  # e.g. RewriteError naming a missing target: keep its type
         raise
     except Exception as exc:
+        if any(isinstance(e, KeyboardInterrupt) for e in _chain(exc)):
+            # Ctrl-C landed inside torch.export, which wrapped it: stop as interrupted, not as a failed export
+            raise KeyboardInterrupt() from exc
         cause = _root_cause(exc)
         if isinstance(cause, MMDeployError):  # raised by a rewrite, wrapped by torch
             # a new exception of the same type: re-raising ``cause`` itself with
@@ -131,15 +134,21 @@ def _first_line(exc: BaseException) -> str:
     return f'{type(exc).__name__}: {text.splitlines()[0] if text else ""}'
 
 
+def _chain(exc: BaseException) -> list:
+    """``exc`` and the exceptions it was raised from or during, outermost first."""
+    seen, current = [], exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     """The innermost exception of a chain: torch wraps the real error several times.
 
     An mmdeploy error anywhere in the chain wins, since it names what to fix.
     """
-    seen, current = [], exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
+    seen = _chain(exc)
     for item in seen:
         if isinstance(item, MMDeployError):
             return item
