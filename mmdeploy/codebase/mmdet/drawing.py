@@ -77,7 +77,9 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, la
         name = classes[int(label)] if classes is not None and 0 <= int(label) < len(classes) else str(int(label))
         text = f'{name} {float(score):.2f}'
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-        top = max(y1 - th - 4, 0)
+        top = y1 - th - 4
+        if top < (22 if header else 0):  # above the box would be under the header: put the label below the box
+            top = max(min(y2 + 2, canvas.shape[0] - th - 4), 0)
         cv2.rectangle(canvas, (x1, top), (x1 + tw + 4, top + th + 4), color, -1)
         cv2.putText(canvas, text, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     if header:
