@@ -10,6 +10,7 @@ which output differs and by how much.
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import threading
@@ -330,7 +331,6 @@ def deploy(deploy_cfg: Any, model_cfg: Any, img: str, work_dir: str,
     from mmdeploy.errors import ConfigError
     from mmdeploy.plugins import get_backend_manager, get_task_class
     from mmdeploy.utils.config import check_device, get_codebase, validate_model_config
-    import copy
 
     from mmdeploy.utils.deploy_config import DYNAMO_MIN_OPSET, DeployConfig, parse_deploy_config
 

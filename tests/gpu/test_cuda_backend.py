@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from gpu_helpers import export_convnet, small_convnet
 
 pytestmark = pytest.mark.gpu
 
@@ -22,14 +23,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope='module')
 def convnet(tmp_path_factory):
     """A small conv net and its ONNX file (TorchScript exporter, dynamic batch)."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, 1, 1),
-                                torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                torch.nn.Linear(16, 10)).eval()
-    path = str(tmp_path_factory.mktemp('onnx') / 'convnet.onnx')
-    torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), path, dynamo=False, input_names=['input'],
-                      output_names=['output'], dynamic_axes={'input': {0: 'batch'}}, opset_version=17)
-    return model, path
+    model = small_convnet()
+    return model, export_convnet(model, str(tmp_path_factory.mktemp('onnx') / 'convnet.onnx'), 1,
+                                 {'input': {0: 'batch'}})
 
 
 def _reference(model, x):

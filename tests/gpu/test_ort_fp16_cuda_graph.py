@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gpu_helpers import export_convnet, small_convnet
 
 pytestmark = pytest.mark.gpu
 
 @pytest.fixture(scope='module')
 def static_convnet(tmp_path_factory):
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, 1, 1),
-                                torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                torch.nn.Linear(16, 10)).eval()
+    model = small_convnet()
     folder = tmp_path_factory.mktemp('graph')
-    path = str(folder / 'static.onnx')
-    torch.onnx.export(model, (torch.randn(2, 3, 32, 32),), path, dynamo=False, input_names=['input'],
-                      output_names=['output'], opset_version=17)
-    dynamic = str(folder / 'dynamic.onnx')
-    torch.onnx.export(model, (torch.randn(2, 3, 32, 32),), dynamic, dynamo=False, input_names=['input'],
-                      output_names=['output'], dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}},
-                      opset_version=17)
+    path = export_convnet(model, str(folder / 'static.onnx'), 2)
+    dynamic = export_convnet(model, str(folder / 'dynamic.onnx'), 2, {'input': {0: 'batch'}, 'output': {0: 'batch'}})
     return model, path, dynamic
 
 
