@@ -100,7 +100,7 @@ def spread_scores(model, inputs: torch.Tensor, patterns: Sequence[str], mean: fl
     hooks = [c.register_forward_hook(lambda m, i, o: outputs[id(m)].append(o.detach().flatten())) for c in convs]
     generator = torch.Generator().manual_seed(0)
     for conv in convs:
-        conv.weight.data = torch.randn(conv.weight.shape, generator=generator)
+        conv.weight.data = torch.randn(conv.weight.shape, generator=generator).to(conv.weight.device)
         conv.bias.data.zero_()
     try:
         with torch.no_grad():

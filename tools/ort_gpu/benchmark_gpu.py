@@ -3,12 +3,15 @@
 Cases (random weights): ResNet-50 (mmpretrain) at batch 1 and 32 (224x224), RetinaNet-R50 (mmdet) at
 batch 1, 1x3x800x1344. Sides, each on the same preprocessed CUDA tensor:
 
-- PyTorch eager fp32 (the codebase's ``predict``: softmax / decoding + NMS), eager fp16 (``model.half()``),
+- PyTorch eager fp32 (the codebase's ``predict``: softmax / decoding + NMS), eager fp16 (``model.half()``;
+  detection: backbone, neck and head in fp16, decoding + NMS in fp32, which mmdet does not run in half),
   and ``torch.compile(mode='reduce-overhead')`` in fp16 (classification: the whole network + softmax;
   detection: backbone, neck and head compiled, decoding + NMS eager, as mmdet runs them);
-- every GPU engine the plugin registry has: ONNX Runtime's CUDA provider at fp32 and fp16
-  (``backend_config.precision``), fp16 + CUDA graph where shapes are fixed and no output is
-  data-dependent, and the PyTorch-native backends (``torchscript``, ``aot_inductor``) when registered.
+- every GPU engine the plugin registry has, exported static at the case's batch and size: ONNX Runtime's
+  CUDA provider at fp32 and fp16 (``backend_config.precision``), fp16 with channels-last convolutions
+  (``prefer_nhwc``) and with a CUDA graph (``cuda_graph``, classifiers: a detector's NMS output is
+  data-dependent); TorchScript fp32 (plain and CUDA graph) and AOTInductor fp16 (plain, ``freezing``,
+  frozen + CUDA graph) when registered.
 
 Correctness: each engine's results against PyTorch eager fp32 run in exact float32 (no TF32), through
 the task's own comparison (the deploy gate's), at the tolerances the engine's precision warrants.
@@ -26,18 +29,24 @@ import argparse
 import copy
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+#: name -> (model config, deploy config, input size (w, h)); every engine is exported static at the case's
+#: batch and size (what a GPU deployment for a fixed batch uses; CUDA graphs need it)
 MODELS = {
     'resnet50': ('mmpretrain::resnet/resnet50_8xb32_in1k.py',
-                 os.path.join(REPO, 'configs/mmpretrain/classification_onnxruntime_dynamic.py'), (224, 224)),
+                 os.path.join(REPO, 'configs/mmpretrain/classification_onnxruntime_static.py'), (224, 224)),
+    'resnet18': ('mmpretrain::resnet/resnet18_8xb32_in1k.py',  # the CPU dry run's quick case
+                 os.path.join(REPO, 'configs/mmpretrain/classification_onnxruntime_static.py'), (64, 64)),
     'retinanet_r50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
                       os.path.join(REPO, 'configs/mmdet/detection/detection_onnxruntime_static.py'), (1344, 800)),
 }
@@ -64,17 +73,20 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int) -> Dict[str, float]:
     return {'ms': statistics.median(samples), 'p90': samples[min(len(samples) - 1, int(0.9 * len(samples)))]}
 
 
-def fixed_shape_copy(onnx_file: str, batch: int, hw: tuple, dst: str) -> str:
-    """The ONNX file with its dynamic batch / height / width fixed, output shapes inferred (for CUDA graphs)."""
-    import onnx
-    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
+def half_detector_forward(model: Any, samples: List[Any],
+                          wrap: Callable[[Callable[[Any], Any]], Callable[[Any], Any]] = lambda f: f
+                          ) -> Callable[[Any], Any]:
+    """A half detector's forward: backbone/neck/head (passed through ``wrap``) in fp16, decoding + NMS in fp32.
 
-    model = onnx.load(onnx_file)
-    name = model.graph.input[0].name
-    make_input_shape_fixed(model.graph, name, [batch, 3, hw[1], hw[0]])
-    fix_output_shapes(model)
-    onnx.save(model, dst)
-    return dst
+    mmdet's decoding and NMS do not run in half.
+    """
+    head = wrap(lambda x: model.bbox_head(model.extract_feat(x)))
+
+    def run(x: Any) -> Any:
+        outs = head(x)
+        return model.bbox_head.predict_by_feat(*[[t.float() for t in level] for level in outs],
+                                               batch_img_metas=[s.metainfo for s in samples], rescale=True)
+    return run
 
 
 def compiled_forward(name: str, model: Any, samples: List[Any]) -> Callable[[Any], Any]:
@@ -84,38 +96,81 @@ def compiled_forward(name: str, model: Any, samples: List[Any]) -> Callable[[Any
     if name.startswith('resnet'):
         net = torch.compile(lambda x: torch.softmax(model(x, mode='tensor'), dim=1), mode='reduce-overhead')
         return net
-    head = torch.compile(lambda x: model.bbox_head(model.extract_feat(x)), mode='reduce-overhead')
-
-    def run(x: Any) -> Any:
-        outs = head(x)
-        return model.bbox_head.predict_by_feat(*[[t.float() for t in level] for level in outs],
-                                               batch_img_metas=[s.metainfo for s in samples], rescale=True)
-    return run
+    return half_detector_forward(model, samples, lambda f: torch.compile(f, mode='reduce-overhead'))
 
 
 def engine_variants(name: str, cuda: bool = True) -> List[Dict[str, Any]]:
-    """``backend_config`` dicts to measure: every registered GPU-capable engine at its precisions."""
+    """``backend_config`` dicts to measure: every registered GPU-capable engine at its precisions and options.
+
+    CUDA graphs only where no output is data-dependent (classifiers: a detector's NMS output is not); the
+    options that need CUDA (graphs, channels-last convolutions) only on a GPU.
+    """
     from mmdeploy.plugins import get_registry
 
     registry = get_registry()
+    graphs = name.startswith('resnet') and cuda
     variants = []
-    if registry.backends.get('onnxruntime') is not None and registry.backends['onnxruntime'].available:
-        variants += [dict(type='onnxruntime', precision='FP32'), dict(type='onnxruntime', precision='FP16')]
-        if name.startswith('resnet') and cuda:  # NMS outputs are data-dependent: no CUDA graph for detectors
-            variants.append(dict(type='onnxruntime', precision='FP16', cuda_graph=True))
-    for engine, precisions in (('torchscript', ('FP32',)), ('aot_inductor', ('FP16',))):
+
+    def available(engine: str) -> bool:
         entry = registry.backends.get(engine)
-        if entry is not None and entry.available:
-            variants += [dict(type=engine, precision=p) for p in precisions]
+        return entry is not None and entry.available
+
+    if available('onnxruntime'):
+        variants += [dict(type='onnxruntime', precision='FP32'), dict(type='onnxruntime', precision='FP16')]
+        if graphs:
+            variants.append(dict(type='onnxruntime', precision='FP16', cuda_graph=True))
+        if cuda:
+            variants.append(dict(type='onnxruntime', precision='FP16', prefer_nhwc=True))
+        if graphs:
+            variants.append(dict(type='onnxruntime', precision='FP16', prefer_nhwc=True, cuda_graph=True))
+    if available('torchscript'):
+        variants.append(dict(type='torchscript', precision='FP32'))
+        if graphs:
+            variants.append(dict(type='torchscript', precision='FP32', cuda_graph=True))
+    if available('aot_inductor'):
+        variants += [dict(type='aot_inductor', precision='FP16'),
+                     dict(type='aot_inductor', precision='FP16', freezing=True)]
+        if graphs:
+            variants.append(dict(type='aot_inductor', precision='FP16', freezing=True, cuda_graph=True))
     return variants
+
+
+#: options that change only how the wrapper runs the converted files, not the files themselves
+RUN_OPTIONS = ('cuda_graph', 'prefer_nhwc', 'fuse_conv_bias', 'cudnn_conv_algo_search')
 
 
 def label_of(variant: Dict[str, Any]) -> str:
     text = f"{variant['type']} {variant.get('precision', 'FP32').lower()}"
-    return text + (' + CUDA graph' if variant.get('cuda_graph') else '')
+    for key, words in (('freezing', 'frozen'), ('prefer_nhwc', 'NHWC'), ('cuda_graph', 'CUDA graph')):
+        if variant.get(key):
+            text += f' + {words}'
+    return text
 
 
-def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> List[Dict[str, Any]]:
+def decisive(name: str, model: Any, inputs: Any) -> None:
+    """Random weights that decide, so the correctness check compares something.
+
+    A random ResNet spreads its probabilities evenly (~1e-3 for each of 1000 classes) and a random RetinaNet
+    detects nothing (score convs at the constant prior). The classifier's last layer is scaled to logits of
+    spread 3 on ``inputs``; the detector's score convs are redrawn as the detection tests do
+    (``tests/mmdet/det_helpers.py``: logits of mean -8 and spread 1.5).
+    """
+    import torch
+
+    with torch.no_grad():
+        if name.startswith('resnet'):
+            scale = 3.0 / float(model(inputs, mode='tensor').std())
+            model.head.fc.weight.mul_(scale)
+            model.head.fc.bias.mul_(scale)
+            return
+        sys.path.insert(0, os.path.join(REPO, 'tests', 'mmdet'))
+        from det_helpers import spread_scores
+
+        spread_scores(model, inputs, [r'retina_cls'], -8.0, 1.5)
+
+
+def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str,
+             size: Optional[tuple] = None) -> List[Dict[str, Any]]:
     import numpy as np
     import torch
 
@@ -123,11 +178,12 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> 
     from mmdeploy.codebase.base.device import exact_fp32
     from mmdeploy.utils.config import load_config
 
-    model_cfg, deploy_file, size = MODELS[name]
+    model_cfg, deploy_file, default_size = MODELS[name]
+    size = tuple(size or default_size)
     base_cfg = load_config(deploy_file)
     base_cfg.onnx_config.exporter = args.exporter
-    if name.startswith('retinanet'):
-        base_cfg.onnx_config.input_shape = list(size)
+    base_cfg.onnx_config.input_shape = list(size)
+    base_cfg.onnx_config.dynamic_axes = None
     torch.manual_seed(0)
     device = args.device
     task = build_task_processor(load_config(model_cfg), base_cfg, device)
@@ -136,11 +192,14 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> 
     images = [(rng.random((size[1], size[0], 3)) * 255).astype(np.uint8) for _ in range(batch)]
     data, inputs = task.create_input(images, tuple(size), model.data_preprocessor)
     inputs = inputs.to(device)
-    samples = data['data_samples']
+    # predict() writes its results into the data samples it is given: every side gets its own copy, so the
+    # reference is not overwritten by a later side
+    samples = copy.deepcopy(data['data_samples'])
+    decisive(name, model, inputs)
     rows: List[Dict[str, Any]] = []
 
     with torch.inference_mode(), exact_fp32(device):
-        reference = model.test_step(data)
+        reference = model.test_step(copy.deepcopy(data))
 
     def add(side: str, precision: str, fn: Callable[[], Any], check: str) -> None:
         try:
@@ -158,11 +217,15 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> 
     add('PyTorch eager', 'FP32', eager, 'reference')
 
     half = copy.deepcopy(model).half()
+    half_samples = copy.deepcopy(samples)
     inputs_half = inputs.half()
+
+    half_forward = (partial(half.predict, data_samples=half_samples) if name.startswith('resnet')
+                    else half_detector_forward(half, half_samples))
 
     def eager_half() -> Any:
         with torch.inference_mode():
-            return half.predict(inputs_half, samples)
+            return half_forward(inputs_half)
     add('PyTorch eager', 'FP16', eager_half, '')
     try:
         if device == 'cpu' or 'compile' in args.skip:
@@ -177,23 +240,27 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str) -> 
                 return compiled(inputs_half)
         add('torch.compile reduce-overhead', 'FP16', run_compiled, '')
 
-    onnx_file = None
-    for variant in [v for v in engine_variants(name, device.startswith('cuda')) if v['type'] not in args.skip]:
+    converted: Dict[str, List[str]] = {}  # files per export key: variants differing in RUN_OPTIONS share them
+    variants = [v for v in engine_variants(name, device.startswith('cuda')) if v['type'] not in args.skip
+                and (args.only is None or re.search(args.only, label_of(v)))]
+    for variant in variants:
         cfg = copy.deepcopy(base_cfg)
         cfg.backend_config = dict(variant)
         precision = str(variant.get('precision', 'FP32')).upper()
         label = label_of(variant)
-        folder = os.path.join(work_dir, f'{name}-b{batch}-{label.replace(" ", "_").replace("+", "")}')
-        os.makedirs(folder, exist_ok=True)
         try:
             # the variant's own task processor: PyTorch-native engines are found through its backend_config
             vtask = build_task_processor(load_config(model_cfg), cfg, device)
-            files = convert(vtask, model, images[0], cfg, folder, variant, batch, size, onnx_file, device)
-            if variant['type'] == 'onnxruntime' and onnx_file is None:
-                onnx_file = os.path.join(folder, cfg.onnx_config.save_file)
-            backend_model = vtask.build_backend_model(files)
+            key = repr(sorted((k, v) for k, v in variant.items() if k not in RUN_OPTIONS))
+            if key not in converted:
+                folder = os.path.join(work_dir, f'{name}-b{batch}-{len(converted)}')
+                os.makedirs(folder, exist_ok=True)
+                started = time.perf_counter()
+                converted[key] = convert(vtask, model, images, cfg, folder, variant, converted, device)
+                print(f'  ({label}: converted in {time.perf_counter() - started:.0f} s)', flush=True)
+            backend_model = vtask.build_backend_model(converted[key])
             with torch.inference_mode():
-                results = backend_model.test_step(data)
+                results = backend_model.test_step(copy.deepcopy(data))
             checks, _ = vtask.compare_results(reference, results, dict(vtask.default_tolerances(),
                                                                        **tolerances_for(vtask, precision)))
             check = '; '.join(f'{c.name}: {"ok" if c.passed else "FAILED"} ({c.detail})' for c in checks)
@@ -217,9 +284,12 @@ def tolerances_for(task: Any, precision: str) -> Dict[str, float]:
     return {k: v for k, v in TOLERANCES.get(precision, {}).items() if k in names}
 
 
-def convert(task: Any, model: Any, image: Any, cfg: Any, folder: str, variant: Dict[str, Any], batch: int,
-            size: tuple, onnx_file: Optional[str], device: str) -> List[str]:
-    """Export (once for ONNX engines) and convert for ``variant``; fixed shapes where a CUDA graph needs them."""
+def convert(task: Any, model: Any, images: List[Any], cfg: Any, folder: str, variant: Dict[str, Any],
+            converted: Dict[str, List[str]], device: str) -> List[str]:
+    """Export at the case's batch (all ``images``) and convert for ``variant``.
+
+    ONNX Runtime variants share one exported ONNX file (the first one made); fp16 converts it.
+    """
     import shutil
 
     from mmdeploy.apis.backend import onnx2backend
@@ -228,26 +298,30 @@ def convert(task: Any, model: Any, image: Any, cfg: Any, folder: str, variant: D
     if variant['type'] != 'onnxruntime':  # PyTorch-native engines export the model themselves
         from mmdeploy.apis.pytorch2backend import export_task_model_to_backend
 
-        return export_task_model_to_backend(task, model, image, folder, device)
+        return export_task_model_to_backend(task, model, images, folder, device)
     target = os.path.join(folder, cfg.onnx_config.save_file)
+    onnx_file = next((f[0] for f in converted.values() if f[0].endswith('.onnx') and not f[0].endswith('.fp16.onnx')),
+                     None)
     if onnx_file is None:
-        export_task_model(task, model, image, target)
+        export_task_model(task, model, images, target)
     else:
         shutil.copy(onnx_file, target)
-    if variant.get('cuda_graph'):
-        fixed_shape_copy(target, batch, size, target)
     return onnx2backend(target, 'onnxruntime', cfg, folder, device)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--cases', nargs='+', default=['resnet50:1', 'resnet50:32', 'retinanet_r50:1'])
+    parser.add_argument('--cases', nargs='+', default=['resnet50:1', 'resnet50:32', 'retinanet_r50:1'],
+                        help='name:batch[:WxH]; names: ' + ', '.join(MODELS))
     parser.add_argument('--repeats', type=int, default=50)
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--exporter', default='dynamo', choices=['dynamo', 'torchscript'])
     parser.add_argument('--json', default=None)
     parser.add_argument('--skip', nargs='*', default=[],
                         help="sides to leave out: engine names (e.g. aot_inductor) and/or 'compile'")
+    parser.add_argument('--only', default=None,
+                        help="regular expression: engine sides whose label matches it (e.g. 'fp16'); PyTorch's "
+                             'sides always run')
     parser.add_argument('--device', default='cuda', help="'cpu' for a dry run of the script's logic only")
     args = parser.parse_args(argv)
     import torch
@@ -258,9 +332,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as work_dir:
         for case in args.cases:
-            name, batch = case.split(':')
+            name, batch, *wh = case.split(':')
+            size = tuple(int(v) for v in wh[0].split('x')) if wh else None
             print(f'== {name} batch {batch}', flush=True)
-            rows += run_case(name, int(batch), args, work_dir)
+            rows += run_case(name, int(batch), args, work_dir, size)
+            if args.json:  # after every case: a run stopped by a time limit keeps what it measured
+                with open(args.json, 'w') as f:
+                    json.dump(rows, f, indent=1)
     where = torch.cuda.get_device_name(0) if args.device.startswith('cuda') else 'CPU (dry run)'
     print(f'\nGPU: {where}, torch {torch.__version__}, {args.exporter} exporter, '
           f'median of {args.repeats} after {args.warmup} warm-up calls\n')
@@ -272,9 +350,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         p90 = '' if r['p90'] is None else f"{r['p90']:.3f}"
         ratio = '' if r['ms'] is None or not eager.get(r['case']) else f"{eager[r['case']] / r['ms']:.2f}x"
         print(f"| {r['case']} | {r['side']} | {r['precision']} | {ms} | {p90} | {ratio} | {r['check']} |")
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=1)
     return 0
 
 

@@ -25,6 +25,14 @@ CONFIG_KEYS = {
     'precision': ConfigKey(lambda v: isinstance(v, str) and v.upper() in _PRECISIONS,
                            "'FP32' (default), 'FP16' or 'BF16' (the model is compiled in that dtype; inputs and "
                            'outputs stay float32)'),
+    'cuda_graph': ConfigKey(lambda v: isinstance(v, bool),
+                            "True or False: capture the program into a CUDA graph on the first run and replay it "
+                            "(device 'cuda', a static config, no data-dependent outputs such as NMS's)"),
+    'freezing': ConfigKey(lambda v: isinstance(v, bool),
+                          'True or False: Inductor treats the weights as constants (folds them, picks '
+                          'channels-last convolution layouts on the GPU); the package holds the folded weights'),
+    'max_autotune': ConfigKey(lambda v: isinstance(v, bool),
+                              'True or False: Inductor benchmarks kernel choices while compiling (slow to compile)'),
 }
 
 

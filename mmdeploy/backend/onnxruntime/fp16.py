@@ -42,6 +42,45 @@ def fp32_tail_nodes(graph) -> List[str]:
     return names
 
 
+def unique_node_names(model) -> int:
+    """Rename repeated node names in ``model``'s graph and subgraphs, in place.
+
+    The 2nd, 3rd... node of a name gets ``<name>_1``, ``<name>_2``... (the
+    first suffix not already used). Edges refer to tensors, not nodes, so the
+    graph is otherwise unchanged; ONNX Runtime rejects repeated node names.
+
+    Returns:
+        The number of nodes renamed.
+    """
+    from onnx import AttributeProto
+
+    graphs, nodes = [model.graph], []
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            nodes.append(node)
+            for attr in node.attribute:
+                if attr.type == AttributeProto.GRAPH:
+                    graphs.append(attr.g)
+                elif attr.type == AttributeProto.GRAPHS:
+                    graphs.extend(attr.graphs)
+    used = {node.name for node in nodes}
+    seen: Set[str] = set()
+    renamed = 0
+    for node in nodes:
+        if node.name not in seen:
+            seen.add(node.name)
+            continue
+        suffix = 1
+        while f'{node.name}_{suffix}' in used:
+            suffix += 1
+        node.name = f'{node.name}_{suffix}'
+        used.add(node.name)
+        seen.add(node.name)
+        renamed += 1
+    return renamed
+
+
 def _custom_op_types(graph) -> Iterable[str]:
     return sorted({n.op_type for n in graph.node if n.domain not in ('', 'ai.onnx')})
 
@@ -62,6 +101,7 @@ def convert_to_fp16(src: str, dst: str) -> str:
     block_ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(KEEP_FP32_OPS) | set(_custom_op_types(graph)))
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block_ops,
                                          node_block_list=fp32_tail_nodes(graph))
+    unique_node_names(converted)
     tmp = os.path.join(os.path.dirname(os.path.abspath(dst)), f'.mmdeploy-{os.path.basename(dst)}.tmp')
     try:
         onnx.save(converted, tmp)

@@ -51,7 +51,9 @@ class ONNXRuntimeManager(BaseBackendManager):
                           providers=backend_cfg.get('providers'),
                           num_threads=backend_cfg.get('intra_op_num_threads'),
                           cuda_graph=bool(backend_cfg.get('cuda_graph', False)),
-                          cudnn_conv_algo_search=backend_cfg.get('cudnn_conv_algo_search'))
+                          cudnn_conv_algo_search=backend_cfg.get('cudnn_conv_algo_search'),
+                          prefer_nhwc=bool(backend_cfg.get('prefer_nhwc', False)),
+                          fuse_conv_bias=bool(backend_cfg.get('fuse_conv_bias', False)))
 
 
 def _precision(deploy_cfg: Any) -> str:

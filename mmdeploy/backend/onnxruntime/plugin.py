@@ -41,6 +41,10 @@ CONFIG_KEYS = {
                             "True or False: capture a CUDA graph on the first run (device 'cuda', fixed shapes)"),
     'cudnn_conv_algo_search': ConfigKey(lambda v: v is None or v in ('EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'),
                                         "None, 'EXHAUSTIVE', 'HEURISTIC' or 'DEFAULT'"),
+    'prefer_nhwc': ConfigKey(lambda v: isinstance(v, bool),
+                             "True or False: channels-last convolutions on the CUDA provider (device 'cuda')"),
+    'fuse_conv_bias': ConfigKey(lambda v: isinstance(v, bool),
+                                "True or False: cuDNN fuses convolution + bias on the CUDA provider (device 'cuda')"),
     'device': ConfigKey(lambda v: v is None or (isinstance(v, str) and (v == 'cpu' or v.startswith('cuda'))),
                         "None, 'cpu' or 'cuda[:id]': the device this config is meant for (deploy with "
                         '--device to match; tests skip cuda configs without a GPU)'),

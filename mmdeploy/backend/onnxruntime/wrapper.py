@@ -42,16 +42,23 @@ def _providers_for(device: str, providers: Optional[Sequence[Any]],
     return ['CPUExecutionProvider']
 
 
-def _cuda_options(device: str, cuda_graph: bool, conv_algo: Optional[str]) -> Dict[str, Any]:
+def _cuda_options(device: str, cuda_graph: bool, conv_algo: Optional[str], prefer_nhwc: bool = False,
+                  fuse_conv_bias: bool = False) -> Dict[str, Any]:
     if not device.startswith('cuda'):
-        if cuda_graph:
-            raise ConfigError("backend_config.cuda_graph needs device 'cuda'; remove it or deploy with --device cuda")
+        for key, value in (('cuda_graph', cuda_graph), ('prefer_nhwc', prefer_nhwc),
+                           ('fuse_conv_bias', fuse_conv_bias)):
+            if value:
+                raise ConfigError(f"backend_config.{key} needs device 'cuda'; remove it or deploy with --device cuda")
         return {}
     options: Dict[str, Any] = {}
     if cuda_graph:
         options['enable_cuda_graph'] = 1
     if conv_algo:
         options['cudnn_conv_algo_search'] = conv_algo
+    if prefer_nhwc:  # channels-last convolutions (tensor cores at fp16); ORT inserts the layout transposes
+        options['prefer_nhwc'] = 1
+    if fuse_conv_bias:  # cuDNN frontend fusion of a convolution with its bias (and activation)
+        options['fuse_conv_bias'] = 1
     return options
 
 
@@ -93,13 +100,18 @@ class ORTWrapper(BaseWrapper):
             a static config without data-dependent outputs such as NMS's).
         cudnn_conv_algo_search: ``'EXHAUSTIVE'``, ``'HEURISTIC'`` or
             ``'DEFAULT'`` (ONNX Runtime's CUDA provider option).
+        prefer_nhwc: on ``'cuda'``, run convolutions channels-last (the CUDA
+            provider's ``prefer_nhwc``).
+        fuse_conv_bias: on ``'cuda'``, fuse convolutions with their bias
+            through cuDNN's frontend (the CUDA provider's ``fuse_conv_bias``).
     """
 
     _graph: Optional['CudaGraphBuffers'] = None
 
     def __init__(self, onnx_file: str, device: str = 'cpu', output_names: Optional[Sequence[str]] = None,
                  providers: Optional[Sequence[Any]] = None, num_threads: Optional[int] = None,
-                 cuda_graph: bool = False, cudnn_conv_algo_search: Optional[str] = None) -> None:
+                 cuda_graph: bool = False, cudnn_conv_algo_search: Optional[str] = None,
+                 prefer_nhwc: bool = False, fuse_conv_bias: bool = False) -> None:
         import onnxruntime as ort
 
         if not isinstance(onnx_file, (str, os.PathLike)) or not os.path.isfile(onnx_file):
@@ -116,7 +128,8 @@ class ORTWrapper(BaseWrapper):
         try:
             self.session = ort.InferenceSession(
                 onnx_file, options, providers=_providers_for(device, providers,
-                                                             _cuda_options(device, cuda_graph, cudnn_conv_algo_search)))
+                                                             _cuda_options(device, cuda_graph, cudnn_conv_algo_search,
+                                                                           prefer_nhwc, fuse_conv_bias)))
         except (BackendUnavailableError, ConfigError):
             raise
         except Exception as exc:

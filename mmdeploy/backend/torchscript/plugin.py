@@ -22,6 +22,9 @@ CONFIG_KEYS = {
                         '(--device overrides it)'),
     'precision': ConfigKey(lambda v: isinstance(v, str) and v.upper() == 'FP32',
                            "'FP32' (the traced model runs in float32; for fp16 / bf16 use backend 'aot_inductor')"),
+    'cuda_graph': ConfigKey(lambda v: isinstance(v, bool),
+                            "True or False: capture the program into a CUDA graph on the first run and replay it "
+                            "(device 'cuda', a static config, no data-dependent outputs such as NMS's)"),
 }
 
 

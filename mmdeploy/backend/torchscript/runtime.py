@@ -150,9 +150,11 @@ class TorchProgramWrapper(BaseWrapper):
         try:
             with torch.inference_mode():
                 outputs = self.program(*args)
+        except (InputDataError, ConfigError):
+            raise
         except Exception as exc:
             shapes = {n: list(a.shape) for n, a in zip(self.input_names, args)}
-            detail = ' '.join(str(exc).split())[:300] or type(exc).__name__
+            detail = first_words(exc)
             raise InputDataError(f'{self.what} failed on inputs {shapes}: {detail}; a static deploy config '
                                  f'takes only the export shape, a dynamic one sizes the export allowed') from exc
         if isinstance(outputs, torch.Tensor):
@@ -172,6 +174,84 @@ class TorchProgramWrapper(BaseWrapper):
         self.program = None
 
 
+class CudaGraphProgram:
+    """``program`` captured into a CUDA graph on its first call, replayed on later calls of the same shapes.
+
+    Inputs are copied into buffers allocated at the first call's shapes and
+    dtypes; each call returns clones of the graph's outputs, so a later call
+    cannot overwrite what an earlier one returned. Meant for programs of fixed
+    input and output shapes without host synchronisation (no data-dependent
+    output such as NMS's). Calls run under ``torch.inference_mode``.
+    ``capture_error_mode`` is torch.cuda.graph's: ``'relaxed'`` for a program
+    that queries CUDA events of its earlier runs while it runs (AOTInductor's
+    model container), which the default ``'global'`` refuses during capture.
+    """
+
+    def __init__(self, program: Callable[..., Any], what: str, capture_error_mode: str = 'global') -> None:
+        import threading
+
+        self.program = program
+        self.capture_error_mode = capture_error_mode
+        self.what = what
+        self.lock = threading.Lock()
+        self.graph = None
+        self.inputs: List[Any] = []
+        self.outputs: Any = None
+
+    def _capture(self, args: Sequence[Any]) -> None:
+        import torch
+
+        self.inputs = [a.clone() for a in args]
+        side = torch.cuda.Stream(device=self.inputs[0].device)
+        side.wait_stream(torch.cuda.current_stream(self.inputs[0].device))
+        with torch.cuda.stream(side):  # warm-up runs: lazy initialisation must not land in the graph
+            for _ in range(3):
+                self.program(*self.inputs)
+        torch.cuda.current_stream(self.inputs[0].device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, capture_error_mode=self.capture_error_mode):
+                self.outputs = self.program(*self.inputs)
+        except Exception as exc:
+            raise ConfigError(f'{self.what} cannot be captured into a CUDA graph ({first_words(exc)}); a program '
+                              f'with data-dependent outputs or host synchronisation cannot: remove '
+                              f'backend_config.cuda_graph') from exc
+        self.graph = graph
+
+    def __call__(self, *args: Any) -> Any:
+        import torch
+
+        if not all(isinstance(a, torch.Tensor) and a.is_cuda for a in args):
+            raise InputDataError(f'{self.what} runs as a CUDA graph: give CUDA tensors')
+        with self.lock, torch.inference_mode():
+            if self.graph is None:
+                self._capture(args)
+            for index, (buf, arg) in enumerate(zip(self.inputs, args)):
+                if buf.shape != arg.shape or buf.dtype != arg.dtype:
+                    raise InputDataError(f'input {index} has shape {list(arg.shape)} ({arg.dtype}), but {self.what} '
+                                         f'was captured into a CUDA graph at {list(buf.shape)} ({buf.dtype}); give '
+                                         f'that shape or remove backend_config.cuda_graph')
+                buf.copy_(arg)
+            self.graph.replay()
+            if isinstance(self.outputs, torch.Tensor):
+                return self.outputs.clone()
+            return tuple(o.clone() for o in self.outputs)
+
+
+def first_words(exc: BaseException) -> str:
+    """The exception's message on one line, at most 300 characters (its type when empty)."""
+    return ' '.join(str(exc).split())[:300] or type(exc).__name__
+
+
+def cuda_graph_of(deploy_cfg: Any, device: str) -> bool:
+    """``backend_config.cuda_graph``; ConfigError when asked for off a CUDA device."""
+    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
+    wanted = bool((section or {}).get('cuda_graph', False))
+    if wanted and not str(device).startswith('cuda'):
+        raise ConfigError("backend_config.cuda_graph needs device 'cuda'; remove it or deploy with --device cuda")
+    return wanted
+
+
 def names_of(deploy_cfg: Any, input_names: Optional[Sequence[str]],
              output_names: Optional[Sequence[str]]) -> List[List[str]]:
     """``[input names, output names]``: the given ones, else ``onnx_config``'s."""
@@ -185,17 +265,20 @@ def names_of(deploy_cfg: Any, input_names: Optional[Sequence[str]],
 def load_program_wrapper(backend_files: Sequence[str], suffix: str, what: str, backend: str, device: str,
                          deploy_cfg: Any, input_names: Optional[Sequence[str]],
                          output_names: Optional[Sequence[str]], load: Callable[[str], Any],
-                         cannot_load: str, advice: str) -> TorchProgramWrapper:
+                         cannot_load: str, advice: str, capture_error_mode: str = 'global') -> TorchProgramWrapper:
     """A :class:`TorchProgramWrapper` of the first ``suffix`` file of ``backend_files`` (TorchScript, AOTInductor).
 
     ``load(path)`` returns ``(program, sizes)`` with ``sizes`` the saved JSON
     of :func:`input_sizes` (``''`` when absent). A missing file or a failed
     load is a ModelFileError: ``no <what> among ...`` or
-    ``<cannot_load> <path> (<torch's reason>); <advice>``.
+    ``<cannot_load> <path> (<torch's reason>); <advice>``. With
+    ``backend_config.cuda_graph`` the program runs as a :class:`CudaGraphProgram`
+    (a ConfigError off CUDA or with dynamic axes).
     """
     import json
 
     check_device(device, backend)
+    cuda_graph = cuda_graph_of(deploy_cfg, device)
     path = next((os.fspath(f) for f in backend_files if os.fspath(f).endswith(suffix)), None)
     if path is None or not os.path.isfile(path):
         raise ModelFileError(f'no {what} among {list(backend_files)!r}; deploy writes end2end{suffix}')
@@ -210,8 +293,13 @@ def load_program_wrapper(backend_files: Sequence[str], suffix: str, what: str, b
         sizes = json.loads(saved_sizes or '{}')
     except ValueError:
         sizes = {}
-    return TorchProgramWrapper(program, inputs, outputs, device, os.path.basename(path), ranks={inputs[0]: 4},
-                               sizes=sizes)
+    what = os.path.basename(path)
+    if cuda_graph:
+        if any(d is None for dims in sizes.values() for d in dims):
+            raise ConfigError(f'backend_config.cuda_graph needs fixed input shapes, and {what} has dynamic axes '
+                              f'({sizes}): use a static deploy config or remove cuda_graph')
+        program = CudaGraphProgram(program, what, capture_error_mode)
+    return TorchProgramWrapper(program, inputs, outputs, device, what, ranks={inputs[0]: 4}, sizes=sizes)
 
 
 class PyTorchModelManager(BaseBackendManager):

@@ -60,7 +60,7 @@ def clip_boxes(boxes: Any, max_shape: Sequence[Any]) -> Any:
 
     height, width = max_shape[0], max_shape[1]
     if isinstance(height, torch.Tensor):  # TorchScript tracer: traced sizes
-        upper = torch.stack([width, height, width, height]).to(boxes.dtype)
+        upper = torch.stack([width, height, width, height]).to(device=boxes.device, dtype=boxes.dtype)
         return torch.min(boxes.clamp(min=0), upper)
     return torch.stack([boxes[..., 0].clamp(0, width), boxes[..., 1].clamp(0, height),
                         boxes[..., 2].clamp(0, width), boxes[..., 3].clamp(0, height)], dim=-1)

@@ -36,7 +36,7 @@ def clip_to_shape(boxes: Any, max_shape: Any) -> Any:
             and not (isinstance(max_shape[0], torch.Tensor) and max_shape[0].dim() == 0):
         max_shape, per_image = boxes.new_tensor([list(shape[:2]) for shape in max_shape]), True
     if per_image:
-        shape = max_shape[..., :2].to(boxes.dtype)
+        shape = max_shape[..., :2].to(device=boxes.device, dtype=boxes.dtype)  # traced sizes live on the CPU
         upper = torch.cat([shape] * (boxes.shape[-1] // 2), dim=-1).flip(-1).unsqueeze(-2)
         return torch.min(boxes.clamp(min=0), upper)
     if isinstance(max_shape, torch.Tensor):  # one image's (h, w[, c]) as a tensor

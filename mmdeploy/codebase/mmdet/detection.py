@@ -214,12 +214,20 @@ class ObjectDetection(BaseTask):
         return {'box_atol': 1.0, 'score_atol': 1e-3, 'mask_atol': 0.02}
 
     def _score_threshold(self) -> float:
+        params = self._nms_params()
+        return params.score_threshold if params is not None else 0.0
+
+    def _keep_top_k(self) -> Optional[int]:
+        params = self._nms_params()
+        return params.keep_top_k if params is not None else None
+
+    def _nms_params(self) -> Any:
         from mmdeploy.codebase.mmdet.post_processing import nms_params
 
         try:
-            return nms_params(self.deploy_cfg, self._box_head_and_test_cfg()[1]).score_threshold
+            return nms_params(self.deploy_cfg, self._box_head_and_test_cfg()[1])
         except Exception:  # an NMS the graph refuses: the export said so already
-            return 0.0
+            return None
 
     def compare_results(self, torch_results: List[Any], backend_results: List[Any],
                         tolerances: Dict[str, float]) -> Tuple[List[Any], List[str]]:
@@ -229,8 +237,10 @@ class ObjectDetection(BaseTask):
         (same label; box within ``box_atol`` px and score within
         ``score_atol``). ``dets`` passes when every detection is paired within
         tolerance; a detection left without a counterpart passes only when its
-        score is within ``score_atol`` of the score threshold (rounding may
-        put it on either side). ``masks`` (instance segmentation) passes when,
+        score is within ``score_atol`` of the score threshold, or when the
+        other side kept the full ``keep_top_k`` detections and the score is
+        within ``score_atol`` of the lowest score kept there (rounding may put
+        it on either side of that cut). ``masks`` (instance segmentation) passes when,
         in every pair, at most ``mask_atol`` of the pixels of the union of the
         two masks differ. No detection on either side is no failure, and says
         so in the notes.
@@ -250,6 +260,12 @@ class ObjectDetection(BaseTask):
                         'detects nothing; give a checkpoint to compare boxes)']
         box_atol, score_atol = tolerances['box_atol'], tolerances['score_atol']
         border = self._score_threshold() + score_atol
+        keep_top_k = self._keep_top_k()
+
+        def cut(dets: np.ndarray) -> float:
+            """Scores up to this may swap places with one just below the top-k cut of a full side."""
+            full = keep_top_k is not None and len(dets) >= keep_top_k > 0
+            return float(dets[:, 4].min()) + score_atol if full else border
         with_masks = 'masks' in reference and 'masks' in actual
         shapes = [tuple(r.pred_instances.masks.shape[-2:]) if with_masks else (0, 0) for r in torch_results]
         rows_e, rows_a, worst_mask, mask_pairs = [], [], 0.0, ([], [])
@@ -266,10 +282,15 @@ class ObjectDetection(BaseTask):
             matched += match.matched
             worst_box, worst_score = max(worst_box, match.max_box_diff), max(worst_score, match.max_score_diff)
             pairs_out += len(match.pairs) - match.matched
-            for index in match.unpaired_expected:
-                borderline, unexplained = (borderline + 1, unexplained) if dets_e[index, 4] <= border                     else (borderline, unexplained + 1)
-            for index in match.unpaired_actual:
-                borderline, unexplained = (borderline + 1, unexplained) if dets_a[index, 4] <= border                     else (borderline, unexplained + 1)
+            # a detection one side lacks: the other side dropped it at its threshold or its top-k cut
+            for dets, unpaired, other in ((dets_e, match.unpaired_expected, dets_a),
+                                          (dets_a, match.unpaired_actual, dets_e)):
+                limit = max(border, cut(other)) if len(other) else border
+                for index in unpaired:
+                    if dets[index, 4] <= limit:
+                        borderline += 1
+                    else:
+                        unexplained += 1
             if match.pairs:
                 order_e, order_a = (list(side) for side in zip(*match.pairs))
                 rows_e.append((dets_e[order_e], labels_e[order_e]))
@@ -298,7 +319,8 @@ class ObjectDetection(BaseTask):
         if unexplained:
             detail += f'; {unexplained} without a counterpart of the same label'
         if borderline:
-            detail += f'; {borderline} within {score_atol:g} of the score threshold, on one side only (not a failure)'
+            detail += (f'; {borderline} within {score_atol:g} of the score threshold or of the lowest score kept '
+                       f'(keep_top_k), on one side only (not a failure)')
         checks = [OutputCheck('dets', not pairs_out and not unexplained, detail, max_abs, max_rel, mean_abs)]
         if with_masks:
             masks = ({'masks': np.concatenate(mask_pairs[0]) if mask_pairs[0] else np.zeros(0, np.uint8)},

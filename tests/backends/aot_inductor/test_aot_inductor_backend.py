@@ -107,3 +107,30 @@ def test_retinanet_static_matches_pytorch_dynamo(tmp_path):
     expected, actual = run_both(task, model, files, [make_image(192, 320, seed=2)], task.ir_input_shape())
     matched, _, _ = assert_detections_match(expected, actual, BOX_ATOL, SCORE_ATOL)
     assert matched >= 3
+
+
+def test_inductor_and_cuda_graph_keys_are_validated_and_passed_on(r18_static):
+    """``freezing`` / ``max_autotune`` reach Inductor's options; ``cuda_graph`` off CUDA is refused by name."""
+    from mmdeploy.backend.aot_inductor.manager import AOTInductorManager, inductor_options
+    from mmdeploy.errors import ConfigError
+    from mmdeploy.utils.deploy_config import deploy_config_problems
+
+    cfg = config(CLS_STATIC, backend_config__freezing=True, backend_config__max_autotune=False,
+                 backend_config__cuda_graph=True)
+    assert deploy_config_problems(cfg) == []
+    assert inductor_options(cfg) == {'freezing': True, 'max_autotune': False}
+    assert inductor_options(config(CLS_STATIC)) == {}
+    problems = deploy_config_problems(config(CLS_STATIC, backend_config__freezing='yes'))
+    assert any('freezing' in p for p in problems), problems
+    _, _, files, _ = r18_static
+    with pytest.raises(ConfigError, match="cuda_graph needs device 'cuda'"):
+        AOTInductorManager.build_wrapper(files, 'cpu', cfg)
+
+
+@pytest.mark.extended
+def test_resnet18_frozen_matches_pytorch_dynamo(r18_static, tmp_path):
+    """[dynamo] ``freezing=True``: weights folded into the package as constants; float32 as without it."""
+    task, model, _, _ = r18_static
+    task, _, files, _ = resnet18_case(CLS_STATIC, tmp_path, onnx_config__input_shape=[64, 64],
+                                       backend_config__freezing=True)
+    assert_resnet18_matches(task, model, files, PROB_ATOL)

@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from mmdeploy.backend.onnxruntime.fp16 import convert_to_fp16, fp16_file_name, fp32_tail_nodes
+from mmdeploy.backend.onnxruntime.fp16 import convert_to_fp16, fp16_file_name, fp32_tail_nodes, unique_node_names
 
 
 class ConvTopK(torch.nn.Module):
@@ -98,12 +98,22 @@ def test_manager_writes_the_fp16_file_and_reports_fp16(exported, tmp_path):
     assert fp32 == [path]
 
 
-def test_cuda_graph_on_the_cpu_is_refused(exported):
+@pytest.mark.parametrize('option', ['cuda_graph', 'prefer_nhwc', 'fuse_conv_bias'])
+def test_cuda_options_on_the_cpu_are_refused(exported, option):
     from mmdeploy.backend.onnxruntime.wrapper import ORTWrapper
     from mmdeploy.errors import ConfigError
 
-    with pytest.raises(ConfigError, match='cuda_graph needs device'):
-        ORTWrapper(exported[1], device='cpu', cuda_graph=True)
+    with pytest.raises(ConfigError, match=f'{option} needs device'):
+        ORTWrapper(exported[1], device='cpu', **{option: True})
+
+
+def test_cuda_options_reach_the_cuda_provider():
+    from mmdeploy.backend.onnxruntime.wrapper import _cuda_options
+
+    options = _cuda_options('cuda', True, 'HEURISTIC', prefer_nhwc=True, fuse_conv_bias=True)
+    assert options == {'enable_cuda_graph': 1, 'cudnn_conv_algo_search': 'HEURISTIC', 'prefer_nhwc': 1,
+                       'fuse_conv_bias': 1}
+    assert _cuda_options('cuda', False, None) == {}
 
 
 def test_config_keys_are_validated():
@@ -112,8 +122,31 @@ def test_config_keys_are_validated():
 
     base = dict(codebase_config=dict(type='mmpretrain', task='Classification'), onnx_config=dict())
     parse_deploy_config(dict(base, backend_config=dict(type='onnxruntime', precision='fp16', cuda_graph=True,
-                                                        cudnn_conv_algo_search='HEURISTIC', device='cuda')))
+                                                        cudnn_conv_algo_search='HEURISTIC', device='cuda',
+                                                        prefer_nhwc=True, fuse_conv_bias=False)))
+    with pytest.raises(ConfigError, match='prefer_nhwc'):
+        parse_deploy_config(dict(base, backend_config=dict(type='onnxruntime', prefer_nhwc='yes')))
     with pytest.raises(ConfigError, match='precision'):
         parse_deploy_config(dict(base, backend_config=dict(type='onnxruntime', precision='INT8')))
     with pytest.raises(ConfigError, match='cudnn_conv_algo_search'):
         parse_deploy_config(dict(base, backend_config=dict(type='onnxruntime', cudnn_conv_algo_search='FAST')))
+
+
+def test_repeated_node_names_are_made_unique():  # the float16 converter can repeat its cast nodes' names
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node('Relu', ['x'], ['a'], name='cast'),
+             helper.make_node('Neg', ['a'], ['b'], name='cast'),
+             helper.make_node('Abs', ['b'], ['c'], name='cast_1'),
+             helper.make_node('Relu', ['c'], ['y'], name='cast')]
+    info = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ('x', 'y')]
+    model = helper.make_model(helper.make_graph(nodes, 'dup', info[:1], info[1:]),
+                              opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    assert unique_node_names(model) == 2
+    names = [n.name for n in model.graph.node]
+    assert names == ['cast', 'cast_2', 'cast_1', 'cast_3']
+    session = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
+    out, = session.run(None, {'x': np.array([-1.0, 2.0], dtype=np.float32)})
+    np.testing.assert_array_equal(out, [0.0, 2.0])

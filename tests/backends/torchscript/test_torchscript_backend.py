@@ -114,3 +114,19 @@ def test_onnx_paths_are_refused_with_the_fix(r18_dynamic, tmp_path):
             export_task_model_to_backend(task, model, image, str(tmp_path))
     finally:
         task.deploy_cfg = config(CLS_DYNAMIC)
+
+
+def test_cuda_graph_key_is_validated_and_refused_off_cuda(r18_dynamic):
+    """``cuda_graph`` is a declared key; on the CPU (and with dynamic axes) the wrapper refuses it by name."""
+    from mmdeploy.backend.torchscript.manager import TorchScriptManager
+    from mmdeploy.backend.torchscript.runtime import cuda_graph_of
+    from mmdeploy.errors import ConfigError
+    from mmdeploy.utils.deploy_config import deploy_config_problems
+
+    cfg = config(CLS_DYNAMIC, backend_config__cuda_graph=True)
+    assert deploy_config_problems(cfg) == []
+    assert any('cuda_graph' in p for p in deploy_config_problems(config(CLS_DYNAMIC, backend_config__cuda_graph=1)))
+    assert cuda_graph_of(cfg, 'cuda') is True and cuda_graph_of(config(CLS_DYNAMIC), 'cpu') is False
+    _, _, files, _ = r18_dynamic
+    with pytest.raises(ConfigError, match="cuda_graph needs device 'cuda'"):
+        TorchScriptManager.build_wrapper(files, 'cpu', cfg)
