@@ -11,7 +11,7 @@ batch 1, 1x3x800x1344. Sides, each on the same preprocessed CUDA tensor:
   CUDA provider at fp32 and fp16 (``backend_config.precision``), fp16 with channels-last convolutions
   (``prefer_nhwc``) and with a CUDA graph (``cuda_graph``, classifiers: a detector's NMS output is
   data-dependent); TorchScript fp32 (plain and CUDA graph) and AOTInductor fp16 (plain, ``freezing``,
-  frozen + CUDA graph) when registered.
+  frozen + CUDA graph, and for classifiers frozen + ``max_autotune`` + CUDA graph) when registered.
 
 Correctness: each engine's results against PyTorch eager fp32 run in exact float32 (no TF32), through
 the task's own comparison (the deploy gate's), at the tolerances the engine's precision warrants.
@@ -21,7 +21,7 @@ Runtime fp32 runs true float32 (``use_tf32 0``, as mmdeploy's wrapper asks).
 
 Usage (on the GPU machine, after ``eval "$(bash tools/ort_gpu/device_steps.sh env)"``):
     python3 tools/ort_gpu/benchmark_gpu.py [--cases resnet50:1 resnet50:32 retinanet_r50:1]
-        [--repeats 50] [--warmup 10] [--exporter dynamo] [--json out.json]
+        [--repeats 50] [--warmup 10] [--exporter dynamo] [--json out.json] [--only REGEX] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -132,6 +132,9 @@ def engine_variants(name: str, cuda: bool = True) -> List[Dict[str, Any]]:
                      dict(type='aot_inductor', precision='FP16', freezing=True)]
         if graphs:
             variants.append(dict(type='aot_inductor', precision='FP16', freezing=True, cuda_graph=True))
+            # Inductor benchmarks its kernel choices while compiling (minutes): only where a graph replays it
+            variants.append(dict(type='aot_inductor', precision='FP16', freezing=True, max_autotune=True,
+                                 cuda_graph=True))
     return variants
 
 
@@ -141,7 +144,8 @@ RUN_OPTIONS = ('cuda_graph', 'prefer_nhwc', 'fuse_conv_bias', 'cudnn_conv_algo_s
 
 def label_of(variant: Dict[str, Any]) -> str:
     text = f"{variant['type']} {variant.get('precision', 'FP32').lower()}"
-    for key, words in (('freezing', 'frozen'), ('prefer_nhwc', 'NHWC'), ('cuda_graph', 'CUDA graph')):
+    for key, words in (('freezing', 'frozen'), ('max_autotune', 'max-autotune'), ('prefer_nhwc', 'NHWC'),
+                       ('cuda_graph', 'CUDA graph')):
         if variant.get(key):
             text += f' + {words}'
     return text
@@ -169,8 +173,16 @@ def decisive(name: str, model: Any, inputs: Any) -> None:
         spread_scores(model, inputs, [r'retina_cls'], -8.0, 1.5)
 
 
+def save_rows(rows: List[Dict[str, Any]], path: Optional[str]) -> None:
+    """Write ``rows`` to ``path`` (JSON) if given: after every side, so a crash or a time limit keeps the rest."""
+    if path:
+        with open(path + '.tmp', 'w') as f:
+            json.dump(rows, f, indent=1)
+        os.replace(path + '.tmp', path)
+
+
 def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str,
-             size: Optional[tuple] = None) -> List[Dict[str, Any]]:
+             size: Optional[tuple] = None, earlier: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
     import numpy as np
     import torch
 
@@ -198,6 +210,10 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str,
     decisive(name, model, inputs)
     rows: List[Dict[str, Any]] = []
 
+    def record(row: Dict[str, Any]) -> None:
+        rows.append(row)
+        save_rows((earlier or []) + rows, args.json)
+
     with torch.inference_mode(), exact_fp32(device):
         reference = model.test_step(copy.deepcopy(data))
 
@@ -205,10 +221,10 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str,
         try:
             t = timed(fn, args.repeats, args.warmup)
         except Exception as exc:  # one side failing must not hide the others
-            rows.append(dict(case=f'{name} b{batch}', side=side, precision=precision, ms=None, p90=None,
-                             check=f'failed: {first_line(exc)[:120]}'))
+            record(dict(case=f'{name} b{batch}', side=side, precision=precision, ms=None, p90=None,
+                        check=f'failed: {first_line(exc)[:120]}'))
             return
-        rows.append(dict(case=f'{name} b{batch}', side=side, precision=precision, check=check, **t))
+        record(dict(case=f'{name} b{batch}', side=side, precision=precision, check=check, **t))
         print(f'  {side:34s} {precision:5s} {t["ms"]:8.3f} ms  {check}', flush=True)
 
     def eager() -> Any:
@@ -268,8 +284,8 @@ def run_case(name: str, batch: int, args: argparse.Namespace, work_dir: str,
             feed = {wrapper.input_names[0]: inputs}
             add(label, precision, lambda w=wrapper: w.forward(feed), check)
         except Exception as exc:
-            rows.append(dict(case=f'{name} b{batch}', side=label, precision=precision, ms=None, p90=None,
-                             check=f'failed: {first_line(exc)[:160]}'))
+            record(dict(case=f'{name} b{batch}', side=label, precision=precision, ms=None, p90=None,
+                        check=f'failed: {first_line(exc)[:160]}'))
             print(f'  {label:34s} {precision:5s} failed: {exc}', flush=True)
     return rows
 
@@ -323,6 +339,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="regular expression: engine sides whose label matches it (e.g. 'fp16'); PyTorch's "
                              'sides always run')
     parser.add_argument('--device', default='cuda', help="'cpu' for a dry run of the script's logic only")
+    parser.add_argument('--keep', default=None, metavar='DIR',
+                        help='keep the exported / converted files in DIR (default: a temporary folder), e.g. '
+                             'for tools/ort_gpu/ort_profile.py')
     args = parser.parse_args(argv)
     import torch
 
@@ -330,15 +349,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print('error: needs a CUDA GPU (or --device cpu for a dry run)', file=sys.stderr)
         return 2
     rows = []
-    with tempfile.TemporaryDirectory() as work_dir:
+    with tempfile.TemporaryDirectory() as temp_dir:
+        work_dir = args.keep or temp_dir
+        os.makedirs(work_dir, exist_ok=True)
         for case in args.cases:
             name, batch, *wh = case.split(':')
             size = tuple(int(v) for v in wh[0].split('x')) if wh else None
             print(f'== {name} batch {batch}', flush=True)
-            rows += run_case(name, int(batch), args, work_dir, size)
-            if args.json:  # after every case: a run stopped by a time limit keeps what it measured
-                with open(args.json, 'w') as f:
-                    json.dump(rows, f, indent=1)
+            rows += run_case(name, int(batch), args, work_dir, size, earlier=rows)
     where = torch.cuda.get_device_name(0) if args.device.startswith('cuda') else 'CPU (dry run)'
     print(f'\nGPU: {where}, torch {torch.__version__}, {args.exporter} exporter, '
           f'median of {args.repeats} after {args.warmup} warm-up calls\n')

@@ -38,7 +38,8 @@ ort)
   cp .gpu/ort-part-* "$G/parts/" 2>/dev/null
   [ -f .gpu/ort.sha256 ] && { [ "$(cat $G/parts/ort-part-* | sha256sum | cut -c1-64)" = "$(cat .gpu/ort.sha256)" ] || { echo "ORT parts damaged"; exit 1; }; }
   cat "$G"/parts/ort-part-* | xz -T0 -d | tar xf - -C "$G/ort" || exit 1
-  PYTHONPATH=$G/ort python3 -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())'
+  PYTHONPATH=$G/ort python3 -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())' \
+    && touch "$G/ort.ok"  # what gpu_runs.sh waits for
   progress ;;
 wait)
   for _ in $(seq "${2:-300}"); do [ -f "$G/mmcv/build.rc" ] && break; sleep 1; done

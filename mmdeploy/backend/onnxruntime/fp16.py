@@ -12,6 +12,11 @@ ONNX Runtime's own float16 converter, with three choices of ours:
   detectors' graphs that is box decoding, score gathering and NMS: float16
   has a step of 1 px between 1024 and 2048, so decoded boxes of a 1333-px
   image would move by up to a pixel.
+
+The converters of ONNX Runtime before 1.32 leave repeats that ONNX Runtime
+itself then refuses (a Cast per consumer, all writing one tensor, with one
+node name): :func:`drop_repeated_producers` and :func:`unique_node_names`
+remove them.
 """
 from __future__ import annotations
 
@@ -52,18 +57,7 @@ def unique_node_names(model) -> int:
     Returns:
         The number of nodes renamed.
     """
-    from onnx import AttributeProto
-
-    graphs, nodes = [model.graph], []
-    while graphs:
-        graph = graphs.pop()
-        for node in graph.node:
-            nodes.append(node)
-            for attr in node.attribute:
-                if attr.type == AttributeProto.GRAPH:
-                    graphs.append(attr.g)
-                elif attr.type == AttributeProto.GRAPHS:
-                    graphs.extend(attr.graphs)
+    nodes = [node for graph in _graphs(model) for node in graph.node]
     used = {node.name for node in nodes}
     seen: Set[str] = set()
     renamed = 0
@@ -79,6 +73,68 @@ def unique_node_names(model) -> int:
         seen.add(node.name)
         renamed += 1
     return renamed
+
+
+def _graphs(model) -> List:
+    """``model``'s main graph and all its subgraphs."""
+    from onnx import AttributeProto
+
+    graphs, todo = [], [model.graph]
+    while todo:
+        graph = todo.pop()
+        graphs.append(graph)
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.type == AttributeProto.GRAPH:
+                    todo.append(attr.g)
+                elif attr.type == AttributeProto.GRAPHS:
+                    todo.extend(attr.graphs)
+    return graphs
+
+
+def drop_repeated_producers(model) -> int:
+    """Remove nodes that repeat an earlier node exactly, output names included, in place.
+
+    ONNX Runtime's float16 converter before 1.32 inserts one ``Cast`` per
+    consumer of a float16 tensor that an fp32 node reads, all writing the same
+    ``<tensor>_cast_to_fp32``, and ONNX Runtime then refuses the file
+    ("Duplicate definition of name"). The copies compute the same tensor, so
+    all but the first go, with repeated ``value_info`` entries.
+
+    Returns:
+        The number of nodes removed.
+
+    Raises:
+        ValueError: two different nodes write one tensor (not a repeat).
+    """
+    removed = 0
+    for graph in _graphs(model):
+        producers = {}
+        keep = []
+        for node in graph.node:
+            key = node.SerializeToString(deterministic=True)
+            earlier = [producers[o] for o in node.output if o and o in producers]
+            if earlier and all(e == key for e in earlier) and len(earlier) == len([o for o in node.output if o]):
+                removed += 1
+                continue
+            if earlier:
+                raise ValueError(f'node {node.name!r} ({node.op_type}) writes {list(node.output)}, '
+                                 f'which another node already writes')
+            producers.update((o, key) for o in node.output if o)
+            keep.append(node)
+        if len(keep) != len(graph.node):
+            del graph.node[:]
+            graph.node.extend(keep)
+        seen: Set[str] = set()
+        infos = []
+        for info in graph.value_info:
+            if info.name not in seen:
+                seen.add(info.name)
+                infos.append(info)
+        if len(infos) != len(graph.value_info):
+            del graph.value_info[:]
+            graph.value_info.extend(infos)
+    return removed
 
 
 def _custom_op_types(graph) -> Iterable[str]:
@@ -101,6 +157,7 @@ def convert_to_fp16(src: str, dst: str) -> str:
     block_ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(KEEP_FP32_OPS) | set(_custom_op_types(graph)))
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block_ops,
                                          node_block_list=fp32_tail_nodes(graph))
+    drop_repeated_producers(converted)
     unique_node_names(converted)
     tmp = os.path.join(os.path.dirname(os.path.abspath(dst)), f'.mmdeploy-{os.path.basename(dst)}.tmp')
     try:

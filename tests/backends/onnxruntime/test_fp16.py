@@ -12,7 +12,8 @@ import onnx
 import pytest
 import torch
 
-from mmdeploy.backend.onnxruntime.fp16 import convert_to_fp16, fp16_file_name, fp32_tail_nodes, unique_node_names
+from mmdeploy.backend.onnxruntime.fp16 import (convert_to_fp16, drop_repeated_producers, fp16_file_name, fp32_tail_nodes,
+                                               unique_node_names)
 
 
 class ConvTopK(torch.nn.Module):
@@ -150,3 +151,48 @@ def test_repeated_node_names_are_made_unique():  # the float16 converter can rep
     session = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
     out, = session.run(None, {'x': np.array([-1.0, 2.0], dtype=np.float32)})
     np.testing.assert_array_equal(out, [0.0, 2.0])
+
+
+def _repeated_cast_model(second_cast_to: int):
+    """x -> Relu (fp16) -> two Casts writing one name ``r_cast_to_fp32`` -> two consumers, as ORT 1.31's converter."""
+    from onnx import TensorProto, helper
+
+    cast = dict(op_type='Cast', inputs=['r'], outputs=['r_cast_to_fp32'], name='r_cast_to_fp32_node')
+    nodes = [helper.make_node('Cast', ['x'], ['h'], to=TensorProto.FLOAT16, name='in'),
+             helper.make_node('Relu', ['h'], ['r'], name='relu'),
+             helper.make_node(**cast, to=TensorProto.FLOAT),
+             helper.make_node('Neg', ['r_cast_to_fp32'], ['a'], name='neg'),
+             helper.make_node(**cast, to=second_cast_to),
+             helper.make_node('Abs', ['r_cast_to_fp32'], ['b'], name='abs'),
+             helper.make_node('Add', ['a', 'b'], ['y'], name='add')]
+    info = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ('x', 'y')]
+    cast_info = helper.make_tensor_value_info('r_cast_to_fp32', TensorProto.FLOAT, [2])
+    model = helper.make_model(helper.make_graph(nodes, 'dup', info[:1], info[1:], value_info=[cast_info, cast_info]),
+                              opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_repeated_cast_outputs_are_dropped():  # onnxruntime-gpu 1.31.1's converter, met on the H200
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    model = _repeated_cast_model(TensorProto.FLOAT)
+    renamed_only = _repeated_cast_model(TensorProto.FLOAT)
+    unique_node_names(renamed_only)  # what the last GPU run had: the names fixed, the tensors still repeated
+    with pytest.raises(Exception, match='Duplicate definition of name .r_cast_to_fp32.'):
+        ort.InferenceSession(renamed_only.SerializeToString(), providers=['CPUExecutionProvider'])
+    assert drop_repeated_producers(model) == 1
+    assert [n.name for n in model.graph.node] == ['in', 'relu', 'r_cast_to_fp32_node', 'neg', 'abs', 'add']
+    assert [v.name for v in model.graph.value_info] == ['r_cast_to_fp32']
+    session = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
+    out, = session.run(None, {'x': np.array([-1.0, 2.0], dtype=np.float32)})
+    np.testing.assert_array_equal(out, [0.0, 0.0])  # -relu(x) + |relu(x)|
+    assert drop_repeated_producers(model) == 0
+
+
+def test_two_different_writers_of_one_tensor_are_refused():
+    from onnx import TensorProto
+
+    with pytest.raises(ValueError, match='already writes'):
+        drop_repeated_producers(_repeated_cast_model(TensorProto.DOUBLE))

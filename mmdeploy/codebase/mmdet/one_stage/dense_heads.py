@@ -83,6 +83,15 @@ def select_candidates(scores: Any, k: int, score_threshold: float, *others: Opti
     """
     import torch
 
+    if k > 0 and not _bounded(scores.shape[1], k):
+        # Cut the priors first: the k best pairs all lie on the k priors of highest best-pair score. Were a
+        # pair's prior not among those, each of them would hold a pair scoring at least as much, and at equal
+        # scores ranking first (lower prior, so lower pair index: both cuts take the lower index), so k pairs
+        # would rank above it. A top-k over the K priors, then one over their k * C pairs, keep the same pairs
+        # as one top-k over all K * C; on one row of 12M pairs (RetinaNet's first level at 1344x800) ONNX
+        # Runtime's CUDA TopK, CumSum and ReduceSum took 103 of the graph's 165 ms.
+        scores = torch.where(scores > score_threshold, scores, scores.new_zeros(()))
+        scores, *others = select_top_priors(scores, k, *others)
     flat = scores.flatten(1)
     keep = flat > score_threshold
     flat = torch.where(keep, flat, flat.new_zeros(()))

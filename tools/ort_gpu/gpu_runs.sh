@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The GPU runs behind README's "GPU engines measured" tables, queued in the background on the lent GPU machine
+# so that they go on while later device calls carry ONNX Runtime's parts (see README.md, "fourth session").
+#   start       copy the repository to ~/gpu/repo (a later call's copy of the working tree cannot change it under
+#               the running jobs) and start the queue there; the jobs wait for the mmcv build,
+#               the ONNX Runtime ones also for device_steps.sh ort
+#   wait [S]    wait up to S seconds (default 540) for the queue to finish; print its log; copy logs and JSON to $OUT
+#   jobs        the queue itself (what start runs)
+set -uo pipefail
+G=$HOME/gpu
+Q=$G/runs
+R=$G/repo
+case "${1:-}" in
+start)
+  mkdir -p "$Q"; rm -rf "$R"; mkdir -p "$R"
+  tar cf - --exclude=./.gpu . | tar xf - -C "$R"
+  (cd "$R" && setsid nohup bash tools/ort_gpu/gpu_runs.sh jobs > "$Q/queue.log" 2>&1 < /dev/null &)
+  sleep 2; cat "$Q/queue.log" ;;
+jobs)
+  eval "$(bash tools/ort_gpu/device_steps.sh env)"
+  export PYTHONFAULTHANDLER=1
+  bash tools/ort_gpu/device_steps.sh wait 900 || { echo "== the mmcv build failed: no runs"; exit 1; }
+  B="python3 tools/ort_gpu/benchmark_gpu.py"
+  job() {
+    local name=$1 start; shift; start=$(date +%s); echo "== $name: $* ($(date +%T))"
+    "$@" > "$Q/$name.log" 2>&1; local rc=$?; echo "== $name: rc=$rc in $(( $(date +%s) - start )) s"
+    return $rc
+  }
+  # AOTInductor first checked on its own: on 2026-12-03 every package load segfaulted (aoti_probe.py)
+  job aoti_probe python3 tools/ort_gpu/aoti_probe.py 0 1
+  AOTI=$?
+  while [ ! -f "$G/ort.ok" ]; do sleep 2; done
+  job retina_ort $B --cases retinanet_r50:1 --repeats 30 --warmup 5 --skip compile --only '^onnxruntime' \
+    --json "$Q/retina_ort.json"
+  job retina_ts $B --cases retinanet_r50:1 --repeats 30 --warmup 5 --skip compile --only '^torchscript' \
+    --json "$Q/retina_ts.json"
+  if [ "$AOTI" = 0 ]; then
+    job resnet50_b32_aoti $B --cases resnet50:32 --skip compile --only 'frozen \+' --json "$Q/resnet50_b32_aoti.json"
+    job retina_aoti $B --cases retinanet_r50:1 --repeats 30 --warmup 5 --skip compile --only 'frozen' \
+      --json "$Q/retina_aoti.json"
+  fi
+  touch "$Q/done" ;;
+wait)
+  for _ in $(seq "${2:-540}"); do [ -f "$Q/done" ] && break; sleep 1; done
+  cat "$Q/queue.log"; [ -n "${OUT:-}" ] && tar czf "$OUT/runs.tgz" -C "$Q" $(cd "$Q" && ls *.log *.json 2>/dev/null)
+  for f in "$Q"/*.log; do [ "$f" = "$Q/queue.log" ] || { echo "-- $(basename "$f")"; tail -n 4 "$f" | cut -c1-400; }; done ;;
+*)
+  sed -n 2,7p "$0"; exit 2 ;;
+esac
