@@ -59,7 +59,11 @@ def test_sigint_stops_dynamo_export_promptly(tmp_path):
         assert proc.poll() is None, 'the export ended before the interrupt: the test proves nothing'
         sent = time.perf_counter()
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f'still running 60 s after SIGINT; its output:\n{proc.communicate()[0][-3000:]}')
         stopped = time.perf_counter() - sent
     finally:
         if proc.poll() is None:
@@ -87,3 +91,35 @@ def test_failed_dynamo_export_suggests_torchscript(tmp_path):
     # the suggestion holds for this model: the TorchScript exporter writes it
     assert export_onnx(DataDependent(), (torch.ones(1, 3),), str(tmp_path / 'b.onnx'), exporter='torchscript')
     assert (tmp_path / 'b.onnx').exists() and not (tmp_path / 'a.onnx').exists()
+
+
+def test_sticky_interrupt_stops_code_that_swallows_it():
+    """torch's exporter can turn a KeyboardInterrupt into a failed strategy and start the next one (minutes).
+
+    Three 'strategies' of 30 s each swallow the interrupt; after one SIGINT the block still ends within
+    seconds, reports that it was interrupted and leaves Python's default SIGINT handler behind.
+    """
+    import threading
+
+    from mmdeploy.apis.onnx.interrupt import sticky_interrupt
+
+    def strategies() -> int:
+        swallowed = 0
+        for _ in range(3):
+            try:
+                end = time.monotonic() + 30
+                while time.monotonic() < end:
+                    pass
+            except KeyboardInterrupt:
+                swallowed += 1
+        return swallowed
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
+    with sticky_interrupt() as state:
+        swallowed = strategies()
+    assert state['interrupted'] and swallowed == 3
+    assert time.monotonic() - start < 10
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    time.sleep(1.5)  # no interrupt of ours arrives after the block

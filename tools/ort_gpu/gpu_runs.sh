@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The GPU runs behind README's "GPU engines measured" tables, queued in the background on the lent GPU machine
-# so that they go on while later device calls carry ONNX Runtime's parts (see README.md, "fourth session").
+# so that they go on while later device calls carry ONNX Runtime's parts (see README.md here, "Issue 17
+# runs (2026-12-02 evening and 2026-12-03)").
 #   start       copy the repository to ~/gpu/repo (a later call's copy of the working tree cannot change it under
 #               the running jobs) and start the queue there; the jobs wait for the mmcv build,
 #               the ONNX Runtime ones also for device_steps.sh ort
-#   wait [S]    wait up to S seconds (default 540) for the queue to finish; print its log; copy logs and JSON to $OUT
+#   wait [S]    wait up to S seconds (default 540) for the queue to finish; print its log; logs and JSON to $OUT/runs.tgz
 #   jobs        the queue itself (what start runs)
 set -uo pipefail
 G=$HOME/gpu

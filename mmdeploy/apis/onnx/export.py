@@ -8,6 +8,7 @@ import os
 import warnings
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+from mmdeploy.apis.onnx.interrupt import sticky_interrupt
 from mmdeploy.core.rewriters.manager import RewriterContext
 from mmdeploy.errors import ExportError, MMDeployError
 from mmdeploy.utils.deploy_config import DYNAMO_MIN_OPSET, DeployConfig
@@ -74,6 +75,7 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}; use 'torchscript' or 'dynamo'")
     tmp = f'{output_file}.partial'
+    interrupt = {'interrupted': False}
     input_names, output_names = list(input_names), list(output_names)
     try:
         # rewrites see the mmengine Config as ctx.cfg, also when given a parsed DeployConfig
@@ -91,13 +93,15 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
                                       verbose=verbose)
                 else:
                     quiet = contextlib.redirect_stdout(io.StringIO()) if not verbose else contextlib.nullcontext()
-                    with quiet:
+                    with quiet, sticky_interrupt() as interrupt:
                         program = torch.onnx.export(
                             patched, args, dynamo=True, input_names=input_names,
                             output_names=output_names,
                             dynamic_shapes=_dynamic_shapes(args, input_names, dynamic_axes),
                             opset_version=max(opset_version, DYNAMO_MIN_OPSET), optimize=True,
                             custom_translation_table=ctx.translation_table or None, verbose=verbose)
+                        if interrupt['interrupted']:  # torch swallowed every KeyboardInterrupt and went on
+                            raise KeyboardInterrupt()
                     onnx_model = program.model_proto
                     _rename_dynamic_dims(onnx_model, dynamic_axes)
                     onnx.save(onnx_model, tmp)
@@ -105,7 +109,7 @@ def export_onnx(model: Any, args: Tuple[Any, ...], output_file: str, deploy_cfg:
     except MMDeployError:  # e.g. RewriteError naming a missing target: keep its type
         raise
     except Exception as exc:
-        if any(isinstance(e, KeyboardInterrupt) for e in _chain(exc)):
+        if interrupt['interrupted'] or any(isinstance(e, KeyboardInterrupt) for e in _chain(exc)):
             # Ctrl-C landed inside torch.export, which wrapped it: stop as interrupted, not as a failed export
             raise KeyboardInterrupt() from exc
         cause = _root_cause(exc)
