@@ -249,6 +249,11 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + '...'
 
 
+def _key_path(where: str, key: Any) -> str:
+    """``section.key``, or ``section['odd key']`` where the key is no identifier (a newline stays escaped)."""
+    return f'{where}.{key}' if isinstance(key, str) and key.isidentifier() else f'{where}[{_shown(key)}]'
+
+
 def _check_keys(value: Mapping, keys: Mapping[str, ConfigKey], where: str, owner: str = '') -> List[str]:
     problems = []
     for key in value:
@@ -257,7 +262,7 @@ def _check_keys(value: Mapping, keys: Mapping[str, ConfigKey], where: str, owner
             hint = closest(key, known)
             if not hint:
                 hint = f'; known: {", ".join(known)}' if known else '; this section takes no keys'
-            problems.append(f'unknown key {where}.{key}{owner}{hint}')
+            problems.append(f'unknown key {_key_path(where, key)}{owner}{hint}')
     for key, spec in keys.items():
         if key not in value:
             if spec.required:

@@ -75,6 +75,8 @@ def test_shipped_configs_parse(path):
     (dict(codebase_config__model_type='end2end'), ["unknown key codebase_config.model_type (for codebase "
                                                    "'mmpretrain')"]),
     (dict(onnx_config__exporter='dynamo2'), ["onnx_config.exporter must be 'torchscript' or 'dynamo'"]),
+    # found by tests/reliability/test_fuzz.py: a key that is no identifier is quoted, so the message stays one line
+    ({'onnx_config__in put\n': 1}, ["unknown key onnx_config['in put\\n']"]),
 ], ids=lambda v: next(iter(v)) if isinstance(v, dict) else None)
 def test_classification_config_problems(changes, words):
     message = _error(_with(CLS, **changes))

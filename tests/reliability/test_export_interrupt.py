@@ -26,9 +26,15 @@ from mmdeploy.errors import ExportError
 STOP_WITHIN = 10.0  # seconds from SIGINT to exit; the export itself would run for minutes
 
 SCRIPT = textwrap.dedent('''
+    import signal
     import sys
     import torch
+
     from mmdeploy.apis.onnx.export import export_onnx
+
+    # a shell that starts a job in the background (nohup ... &) ignores SIGINT in it, and children inherit
+    # that: Python's KeyboardInterrupt handler is put back, as in an interactive run
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     class Long(torch.nn.Module):
         def forward(self, x):
@@ -51,11 +57,8 @@ SCRIPT = textwrap.dedent('''
 @pytest.mark.skipif(os.name != 'posix', reason='SIGINT delivery to a child process')
 def test_sigint_stops_dynamo_export_promptly(tmp_path):
     output = tmp_path / 'long.onnx'
-    # a shell that starts a job in the background (nohup ... &) ignores SIGINT in it, and children inherit that:
-    # the child gets the default disposition back, so Python installs its KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, '-c', SCRIPT, str(output)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=os.getcwd(),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.STDOUT, text=True, cwd=os.getcwd())
     try:
         assert proc.stdout.readline().strip() == 'exporting'
         time.sleep(3.0)  # well inside torch.export's tracing
