@@ -10,6 +10,7 @@ and leaves no file behind.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -99,37 +100,54 @@ def test_failed_dynamo_export_suggests_torchscript(tmp_path):
     assert (tmp_path / 'b.onnx').exists() and not (tmp_path / 'a.onnx').exists()
 
 
-def test_sticky_interrupt_stops_code_that_swallows_it():
-    """torch's exporter can turn a KeyboardInterrupt into a failed strategy and start the next one (minutes).
-
-    Three 'strategies' of 30 s each swallow the interrupt; after one SIGINT the block still ends within
-    seconds, reports that it was interrupted and leaves Python's default SIGINT handler behind.
-    """
-    import threading
+STICKY_SCRIPT = textwrap.dedent('''
+    import json
+    import signal
+    import time
 
     from mmdeploy.apis.onnx.interrupt import sticky_interrupt
 
-    def strategies() -> int:
-        swallowed = 0
-        for _ in range(3):
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the export test's child
+    swallowed = 0
+    with sticky_interrupt() as state:
+        print('ready', flush=True)
+        for _ in range(3):  # three 'strategies' of 30 s each, each swallowing the interrupt
             try:
                 end = time.monotonic() + 30
                 while time.monotonic() < end:
                     pass
             except KeyboardInterrupt:
                 swallowed += 1
-        return swallowed
+    default_back = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    time.sleep(1.5)  # no interrupt of ours arrives after the block: it would end this process here
+    print(json.dumps(dict(interrupted=state['interrupted'], swallowed=swallowed, default_back=default_back)))
+''')
 
-    # Python's own handler, as in an interactive run (a background CI job may have SIGINT ignored)
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+@pytest.mark.skipif(os.name != 'posix', reason='SIGINT delivery to a child process')
+def test_sticky_interrupt_stops_code_that_swallows_it():
+    """torch's exporter can turn a KeyboardInterrupt into a failed strategy and start the next one (minutes).
+
+    Three 'strategies' of 30 s each swallow the interrupt; after one SIGINT the block still ends within
+    seconds, reports that it was interrupted and leaves Python's default SIGINT handler behind. It runs in a
+    child process: the signals stay out of the test process and its native thread pools.
+    """
+    proc = subprocess.Popen([sys.executable, '-c', STICKY_SCRIPT], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=os.getcwd())
     try:
-        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
-        start = time.monotonic()
-        with sticky_interrupt() as state:
-            swallowed = strategies()
-        assert state['interrupted'] and swallowed == 3
-        assert time.monotonic() - start < 10
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        time.sleep(1.5)  # no interrupt of ours arrives after the block
+        assert proc.stdout.readline().strip() == 'ready'
+        time.sleep(0.3)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f'still running 60 s after SIGINT; its output:\n{proc.communicate()[0][-3000:]}')
+        stopped = time.perf_counter() - sent
     finally:
-        signal.signal(signal.SIGINT, inherited)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest[-2000:]
+    assert json.loads(rest.strip().splitlines()[-1]) == dict(interrupted=True, swallowed=3, default_back=True)
+    assert stopped < 10 + 1.5, f'{stopped:.1f} s from SIGINT to exit'

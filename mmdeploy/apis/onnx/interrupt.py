@@ -10,7 +10,6 @@ and the caller is told that it was interrupted whatever the export did.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from typing import Any, Dict, Iterator
@@ -34,7 +33,8 @@ def sticky_interrupt() -> Iterator[Dict[str, bool]]:
         yield state
         return
     done = threading.Event()
-    repeater = threading.Thread(target=lambda: _repeat_until(done), name='mmdeploy-sigint', daemon=True)
+    main = threading.main_thread().ident
+    repeater = threading.Thread(target=lambda: _repeat_until(done, main), name='mmdeploy-sigint', daemon=True)
 
     def on_sigint(signum: int, frame: Any) -> None:
         if done.is_set():  # the block is over; the caller already knows
@@ -54,6 +54,8 @@ def sticky_interrupt() -> Iterator[Dict[str, bool]]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _repeat_until(done: threading.Event) -> None:
+def _repeat_until(done: threading.Event, main_thread: int) -> None:
     while not done.wait(REPEAT_EVERY):
-        os.kill(os.getpid(), signal.SIGINT)
+        # to the main thread only: a signal sent to the process may land on a native worker thread (ONNX
+        # Runtime, OpenMP) and cut short the system call it is waiting in
+        signal.pthread_kill(main_thread, signal.SIGINT)
