@@ -54,16 +54,17 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.name != 'posix', reason='SIGINT delivery to a child process')
-def test_sigint_stops_dynamo_export_promptly(tmp_path):
-    output = tmp_path / 'long.onnx'
-    proc = subprocess.Popen([sys.executable, '-c', SCRIPT, str(output)], stdout=subprocess.PIPE,
+def _interrupt_child(script: str, args: list, first_line: str, delay: float) -> tuple:
+    """Start ``script`` in a child, wait for ``first_line`` and ``delay`` seconds, send one SIGINT.
+
+    Returns ``(returncode, rest of its output, seconds from SIGINT to exit)``; fails after 60 s.
+    """
+    proc = subprocess.Popen([sys.executable, '-c', script, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=os.getcwd())
     try:
-        assert proc.stdout.readline().strip() == 'exporting'
-        time.sleep(3.0)  # well inside torch.export's tracing
-        assert proc.poll() is None, 'the export ended before the interrupt: the test proves nothing'
+        assert proc.stdout.readline().strip() == first_line
+        time.sleep(delay)
+        assert proc.poll() is None, 'the child ended before the interrupt: the test proves nothing'
         sent = time.perf_counter()
         proc.send_signal(signal.SIGINT)
         try:
@@ -71,11 +72,18 @@ def test_sigint_stops_dynamo_export_promptly(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail(f'still running 60 s after SIGINT; its output:\n{proc.communicate()[0][-3000:]}')
-        stopped = time.perf_counter() - sent
+        return proc.returncode, rest, time.perf_counter() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130 and 'interrupted' in rest, rest[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != 'posix', reason='SIGINT delivery to a child process')
+def test_sigint_stops_dynamo_export_promptly(tmp_path):
+    output = tmp_path / 'long.onnx'
+    returncode, rest, stopped = _interrupt_child(SCRIPT, [str(output)], 'exporting', 3.0)  # inside tracing
+    assert returncode == 130 and 'interrupted' in rest, rest[-2000:]
     assert stopped < STOP_WITHIN, f'{stopped:.1f} s from SIGINT to exit'
     assert list(tmp_path.iterdir()) == []  # neither the ONNX file nor its .partial
 
@@ -132,22 +140,7 @@ def test_sticky_interrupt_stops_code_that_swallows_it():
     seconds, reports that it was interrupted and leaves Python's default SIGINT handler behind. It runs in a
     child process: the signals stay out of the test process and its native thread pools.
     """
-    proc = subprocess.Popen([sys.executable, '-c', STICKY_SCRIPT], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=os.getcwd())
-    try:
-        assert proc.stdout.readline().strip() == 'ready'
-        time.sleep(0.3)
-        sent = time.perf_counter()
-        proc.send_signal(signal.SIGINT)
-        try:
-            rest, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f'still running 60 s after SIGINT; its output:\n{proc.communicate()[0][-3000:]}')
-        stopped = time.perf_counter() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, rest[-2000:]
+    returncode, rest, stopped = _interrupt_child(STICKY_SCRIPT, [], 'ready', 0.3)
+    assert returncode == 0, rest[-2000:]
     assert json.loads(rest.strip().splitlines()[-1]) == dict(interrupted=True, swallowed=3, default_back=True)
     assert stopped < 10 + 1.5, f'{stopped:.1f} s from SIGINT to exit'
