@@ -33,8 +33,8 @@ def sticky_interrupt() -> Iterator[Dict[str, bool]]:
         yield state
         return
     done = threading.Event()
-    main = threading.main_thread().ident
-    repeater = threading.Thread(target=lambda: _repeat_until(done, main), name='mmdeploy-sigint', daemon=True)
+    repeater = threading.Thread(target=_repeat_until, args=(done, threading.main_thread().ident),
+                                name='mmdeploy-sigint', daemon=True)
 
     def on_sigint(signum: int, frame: Any) -> None:
         if done.is_set():  # the block is over; the caller already knows
