@@ -10,8 +10,9 @@ batch 1, 1x3x800x1344. Sides, each on the same preprocessed CUDA tensor:
 - every GPU engine the plugin registry has, exported static at the case's batch and size: ONNX Runtime's
   CUDA provider at fp32 and fp16 (``backend_config.precision``), fp16 with channels-last convolutions
   (``prefer_nhwc``) and with a CUDA graph (``cuda_graph``, classifiers: a detector's NMS output is
-  data-dependent); TorchScript fp32 (plain and CUDA graph) and AOTInductor fp16 (plain, ``freezing``,
-  frozen + CUDA graph, and for classifiers frozen + ``max_autotune`` + CUDA graph) when registered.
+  data-dependent); TorchScript fp32 (plain, CUDA graph, and ``cudnn_benchmark`` + CUDA graph) and
+  AOTInductor fp16 (plain, ``freezing``, and for classifiers frozen + CUDA graph, each with and without
+  ``max_autotune`` and ``cudnn_benchmark``) when registered.
 
 Correctness: each engine's results against PyTorch eager fp32 run in exact float32 (no TF32), through
 the task's own comparison (the deploy gate's), at the tolerances the engine's precision warrants.
@@ -126,26 +127,28 @@ def engine_variants(name: str, cuda: bool = True) -> List[Dict[str, Any]]:
     if available('torchscript'):
         variants.append(dict(type='torchscript', precision='FP32'))
         if graphs:
-            variants.append(dict(type='torchscript', precision='FP32', cuda_graph=True))
+            variants += [dict(type='torchscript', precision='FP32', cuda_graph=True),
+                         dict(type='torchscript', precision='FP32', cudnn_benchmark=True, cuda_graph=True)]
     if available('aot_inductor'):
         variants += [dict(type='aot_inductor', precision='FP16'),
                      dict(type='aot_inductor', precision='FP16', freezing=True)]
         if graphs:
-            variants.append(dict(type='aot_inductor', precision='FP16', freezing=True, cuda_graph=True))
+            frozen = dict(type='aot_inductor', precision='FP16', freezing=True)
+            variants += [dict(frozen, cuda_graph=True), dict(frozen, cudnn_benchmark=True, cuda_graph=True)]
             # Inductor benchmarks its kernel choices while compiling (minutes): only where a graph replays it
-            variants.append(dict(type='aot_inductor', precision='FP16', freezing=True, max_autotune=True,
-                                 cuda_graph=True))
+            variants += [dict(frozen, max_autotune=True, cuda_graph=True),
+                         dict(frozen, max_autotune=True, cudnn_benchmark=True, cuda_graph=True)]
     return variants
 
 
 #: options that change only how the wrapper runs the converted files, not the files themselves
-RUN_OPTIONS = ('cuda_graph', 'prefer_nhwc', 'fuse_conv_bias', 'cudnn_conv_algo_search')
+RUN_OPTIONS = ('cuda_graph', 'prefer_nhwc', 'fuse_conv_bias', 'cudnn_conv_algo_search', 'cudnn_benchmark')
 
 
 def label_of(variant: Dict[str, Any]) -> str:
     text = f"{variant['type']} {variant.get('precision', 'FP32').lower()}"
     for key, words in (('freezing', 'frozen'), ('max_autotune', 'max-autotune'), ('prefer_nhwc', 'NHWC'),
-                       ('cuda_graph', 'CUDA graph')):
+                       ('cudnn_benchmark', 'cuDNN benchmark'), ('cuda_graph', 'CUDA graph')):
         if variant.get(key):
             text += f' + {words}'
     return text

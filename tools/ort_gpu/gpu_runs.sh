@@ -27,19 +27,24 @@ jobs)
     "$@" > "$Q/$name.log" 2>&1; local rc=$?; echo "== $name: rc=$rc in $(( $(date +%s) - start )) s"
     return $rc
   }
-  # AOTInductor first checked on its own: on 2026-12-03 every package load segfaulted (aoti_probe.py)
-  job aoti_probe python3 tools/ort_gpu/aoti_probe.py 0 1
+  # AOTInductor first checked on its own: on 2026-12-02 evening and 2026-12-03 every package load segfaulted
+  # (aoti_probe.py); when it does, diagnose says which way of loading fails
+  job aoti_probe python3 tools/ort_gpu/aoti_probe.py 1 0
   AOTI=$?
+  [ "$AOTI" = 0 ] || job aoti_diagnose python3 tools/ort_gpu/aoti_probe.py diagnose
+  # issue 17's batch-32 goal first: frozen + CUDA graph, with and without cuDNN's benchmark and max_autotune
+  [ "$AOTI" = 0 ] && job resnet50_b32_aoti $B --cases resnet50:32 --skip compile --only 'frozen.*CUDA graph' \
+    --json "$Q/resnet50_b32_aoti.json"
   while [ ! -f "$G/ort.ok" ]; do sleep 2; done
   job retina_ort $B --cases retinanet_r50:1 --repeats 30 --warmup 5 --skip compile --only '^onnxruntime' \
     --json "$Q/retina_ort.json"
+  job resnet50_b32_ts $B --cases resnet50:32 --skip compile --only '^torchscript' --json "$Q/resnet50_b32_ts.json"
+  [ "$AOTI" = 0 ] && job resnet50_b1_aoti $B --cases resnet50:1 --skip compile --only 'frozen.*CUDA graph' \
+    --json "$Q/resnet50_b1_aoti.json"
   job retina_ts $B --cases retinanet_r50:1 --repeats 30 --warmup 5 --skip compile --only '^torchscript' \
     --json "$Q/retina_ts.json"
-  if [ "$AOTI" = 0 ]; then
-    job resnet50_b32_aoti $B --cases resnet50:32 --skip compile --only 'frozen \+' --json "$Q/resnet50_b32_aoti.json"
-    job retina_aoti $B --cases retinanet_r50:1 --repeats 30 --warmup 5 --skip compile --only 'frozen' \
-      --json "$Q/retina_aoti.json"
-  fi
+  [ "$AOTI" = 0 ] && job retina_aoti $B --cases retinanet_r50:1 --repeats 30 --warmup 5 --skip compile \
+    --only 'frozen' --json "$Q/retina_aoti.json"
   touch "$Q/done" ;;
 wait)
   for _ in $(seq "${2:-540}"); do [ -f "$Q/done" ] && break; sleep 1; done

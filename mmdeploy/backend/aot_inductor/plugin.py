@@ -33,6 +33,10 @@ CONFIG_KEYS = {
                           'channels-last convolution layouts on the GPU); the package holds the folded weights'),
     'max_autotune': ConfigKey(lambda v: isinstance(v, bool),
                               'True or False: Inductor benchmarks kernel choices while compiling (slow to compile)'),
+    'cudnn_benchmark': ConfigKey(lambda v: isinstance(v, bool),
+                                 'True or False: cuDNN times its convolution algorithms on the first call at each '
+                                 'input shape and keeps the fastest (torch.backends.cudnn.benchmark during the '
+                                 'calls; no effect on the CPU)'),
 }
 
 

@@ -25,6 +25,10 @@ CONFIG_KEYS = {
     'cuda_graph': ConfigKey(lambda v: isinstance(v, bool),
                             "True or False: capture the program into a CUDA graph on the first run and replay it "
                             "(device 'cuda', a static config, no data-dependent outputs such as NMS's)"),
+    'cudnn_benchmark': ConfigKey(lambda v: isinstance(v, bool),
+                                 'True or False: cuDNN times its convolution algorithms on the first call at each '
+                                 'input shape and keeps the fastest (torch.backends.cudnn.benchmark during the '
+                                 'calls; no effect on the CPU)'),
 }
 
 

@@ -252,6 +252,36 @@ def cuda_graph_of(deploy_cfg: Any, device: str) -> bool:
     return wanted
 
 
+def cudnn_benchmark_of(deploy_cfg: Any) -> bool:
+    """``backend_config.cudnn_benchmark`` (False when not set)."""
+    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
+    return bool((section or {}).get('cudnn_benchmark', False))
+
+
+class CudnnBenchmarked:
+    """``program`` run with ``torch.backends.cudnn.benchmark`` on, the flag restored after each call.
+
+    cuDNN then times its convolution algorithms on each new shape (the first
+    call at a shape is slower) and keeps the fastest for later calls; the
+    saved program's convolutions reach cuDNN through ATen, which reads the
+    flag. The flag is process-wide: another thread's convolutions running
+    during the call are benchmarked too.
+    """
+
+    def __init__(self, program: Callable[..., Any]) -> None:
+        self.program = program
+
+    def __call__(self, *args: Any) -> Any:
+        import torch
+
+        previous = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        try:
+            return self.program(*args)
+        finally:
+            torch.backends.cudnn.benchmark = previous
+
+
 def names_of(deploy_cfg: Any, input_names: Optional[Sequence[str]],
              output_names: Optional[Sequence[str]]) -> List[List[str]]:
     """``[input names, output names]``: the given ones, else ``onnx_config``'s."""
@@ -273,7 +303,9 @@ def load_program_wrapper(backend_files: Sequence[str], suffix: str, what: str, b
     load is a ModelFileError: ``no <what> among ...`` or
     ``<cannot_load> <path> (<torch's reason>); <advice>``. With
     ``backend_config.cuda_graph`` the program runs as a :class:`CudaGraphProgram`
-    (a ConfigError off CUDA or with dynamic axes).
+    (a ConfigError off CUDA or with dynamic axes); with
+    ``backend_config.cudnn_benchmark`` it runs as a :class:`CudnnBenchmarked`
+    (inside the graph: the warm-up runs before the capture choose the algorithms).
     """
     import json
 
@@ -294,6 +326,8 @@ def load_program_wrapper(backend_files: Sequence[str], suffix: str, what: str, b
     except ValueError:
         sizes = {}
     what = os.path.basename(path)
+    if cudnn_benchmark_of(deploy_cfg):
+        program = CudnnBenchmarked(program)
     if cuda_graph:
         if any(d is None for dims in sizes.values() for d in dims):
             raise ConfigError(f'backend_config.cuda_graph needs fixed input shapes, and {what} has dynamic axes '

@@ -130,3 +130,36 @@ def test_cuda_graph_key_is_validated_and_refused_off_cuda(r18_dynamic):
     _, _, files, _ = r18_dynamic
     with pytest.raises(ConfigError, match="cuda_graph needs device 'cuda'"):
         TorchScriptManager.build_wrapper(files, 'cpu', cfg)
+
+
+def test_cudnn_benchmark_is_on_during_calls_only(r18_dynamic):
+    """``cudnn_benchmark``: a declared key; the program runs with cuDNN's flag on, which is restored after the call
+    (also when the program fails); the results are the program's own."""
+    from mmdeploy.backend.torchscript.manager import TorchScriptManager
+    from mmdeploy.backend.torchscript.runtime import CudnnBenchmarked
+    from mmdeploy.utils.deploy_config import deploy_config_problems
+
+    cfg = config(CLS_DYNAMIC, backend_config__cudnn_benchmark=True)
+    assert deploy_config_problems(cfg) == []
+    assert any('cudnn_benchmark' in p
+               for p in deploy_config_problems(config(CLS_DYNAMIC, backend_config__cudnn_benchmark='on')))
+    seen = []
+
+    def program(x):
+        seen.append(torch.backends.cudnn.benchmark)
+        if x is None:
+            raise RuntimeError('failed inside')
+        return x + 1
+
+    flag = torch.backends.cudnn.benchmark
+    benchmarked = CudnnBenchmarked(program)
+    assert benchmarked(torch.ones(1)).item() == 2.0
+    with pytest.raises(RuntimeError, match='failed inside'):
+        benchmarked(None)
+    assert seen == [True, True] and torch.backends.cudnn.benchmark is flag
+    _, _, files, _ = r18_dynamic
+    feed = {'input': np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)}
+    with TorchScriptManager.build_wrapper(files, 'cpu', cfg) as wrapper, \
+            TorchScriptManager.build_wrapper(files, 'cpu', config(CLS_DYNAMIC)) as plain:
+        assert isinstance(wrapper.program, CudnnBenchmarked)
+        np.testing.assert_array_equal(wrapper(feed)['output'], plain(feed)['output'])
