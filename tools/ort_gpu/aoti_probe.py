@@ -4,7 +4,9 @@ Compiles the net with ``torch._inductor.aoti_compile_and_package`` on CUDA in fl
 with ``aoti_load_package``, in this process or in a fresh child process. On the lent H200 of 2026-12-03
 (torch 2.11.0+cu130) every combination died in ``AOTIModelPackageLoader`` with a segmentation fault, with
 and without mmdeploy's environment (``device_steps.sh env``); on the same kind of machine on 2026-12-02
-the same torch loaded mmdeploy's packages. Run it first when AOTInductor sides crash (rc 139).
+the same torch loaded mmdeploy's packages. Run it first when AOTInductor sides crash (rc 139). The cause
+(2026-12-03, ``diagnose``): the machine sets ``CXX=/opt/gcc/bin/g++``, which Inductor builds the package's
+library with; with ``CXX=/usr/bin/g++`` (``device_steps.sh env`` exports it) packages load and run.
 
 ``diagnose`` compiles once and tries each way of running in its own child process (a crash ends only that
 child): the package loader as is, with ``TMPDIR`` under ``$HOME`` (the loader unpacks the package into a

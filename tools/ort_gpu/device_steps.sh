@@ -4,7 +4,8 @@
 #   part    keep the .gpu/ort-part-* of this call; show the build's progress
 #   ort     unpack onnxruntime-gpu (all parts there) into ~/gpu/ort and list its providers
 #   wait S  wait up to S seconds for the mmcv build; exit 1 if it failed or is not done
-#   env     print the PYTHONPATH line that puts all of it in front of the machine's packages
+#   env     print the PYTHONPATH line that puts all of it in front of the machine's packages, and the system
+#           C++ compiler for AOTInductor (CXX)
 set -uo pipefail
 G=$HOME/gpu
 MMCV=$G/mmcv/mmcv-2.0.1
@@ -46,7 +47,10 @@ wait)
   progress
   [ "$(cat $G/mmcv/build.rc 2>/dev/null)" = 0 ] || { grep -m 5 -B 2 -A 8 'error' "$G/mmcv/build.log" | cut -c1-400; exit 1; } ;;
 env)
-  echo "export PYTHONPATH=$MMCV:$G/site:$G/ort:$PWD" ;;
+  echo "export PYTHONPATH=$MMCV:$G/site:$G/ort:$PWD"
+  # the machine sets CXX=/opt/gcc/bin/g++ (another GCC 13 build): AOTInductor packages that Inductor compiled
+  # with it crash when loaded (segmentation fault, 2026-12-03); with the system g++ they load and run
+  [ -x /usr/bin/g++ ] && echo "export CXX=/usr/bin/g++ CC=/usr/bin/gcc" ;;
 *)
   sed -n 2,8p "$0"; exit 2 ;;
 esac

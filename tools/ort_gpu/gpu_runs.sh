@@ -28,7 +28,8 @@ jobs)
     return $rc
   }
   # AOTInductor first checked on its own: on 2026-12-02 evening and 2026-12-03 every package load segfaulted
-  # (aoti_probe.py); when it does, diagnose says which way of loading fails
+  # (the machine's CXX, see aoti_probe.py; device_steps.sh env now sets the system one); when it does, diagnose
+  # says which way of loading fails
   job aoti_probe python3 tools/ort_gpu/aoti_probe.py 1 0
   AOTI=$?
   [ "$AOTI" = 0 ] || job aoti_diagnose python3 tools/ort_gpu/aoti_probe.py diagnose

@@ -77,6 +77,54 @@ def _sizes_of_one_stay_dynamic(shapes: Any) -> Any:
     return fx_config.patch(backed_size_oblivious=True)
 
 
+#: what the child process of :func:`check_package_loads` runs: load the package as the wrapper does
+_LOAD_CHECK = ('import sys, torch\n'
+               'from mmdeploy.backend.torchscript.runtime import define_custom_ops\n'
+               'define_custom_ops()\n'
+               'torch._inductor.aoti_load_package(sys.argv[1], device_index=int(sys.argv[2]))\n')
+
+
+def load_failure(returncode: int, stderr: str, compiler: str) -> str:
+    """Why the child of :func:`check_package_loads` failed, with what to do, as one message."""
+    import signal
+
+    if returncode < 0:
+        try:
+            how = f'crashed with {signal.Signals(-returncode).name}'
+        except ValueError:
+            how = f'was killed by signal {-returncode}'
+        return (f'the compiled package {how} when loaded in a fresh process; Inductor built it with the C++ '
+                f'compiler {compiler!r} (the CXX environment variable picks it): set CXX to the system compiler '
+                f'(e.g. CXX=/usr/bin/g++) and deploy again')
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return f'the compiled package does not load in a fresh process: {lines[-1][:300] if lines else returncode}'
+
+
+def check_package_loads(path: str, device: str) -> None:
+    """Load the package at ``path`` in a child process; ExportError (see :func:`load_failure`) when that fails.
+
+    A package whose shared library is broken can kill the process that loads
+    it (a segmentation fault on a GPU machine whose ``CXX`` named another
+    GCC build than the system's): checked where a crash costs only the child.
+    """
+    import subprocess
+    import sys
+
+    import torch
+
+    index = int(device.split(':')[1]) if ':' in device else -1
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p))
+    done = subprocess.run([sys.executable, '-c', _LOAD_CHECK, path, str(index)], capture_output=True, text=True,
+                          env=env, timeout=900)
+    if done.returncode != 0:
+        try:
+            compiler = str(torch._inductor.cpp_builder.get_cpp_compiler())
+        except Exception:  # the compiler's name only improves the message
+            compiler = os.environ.get('CXX', 'g++')
+        raise ExportError(load_failure(done.returncode, done.stderr, compiler))
+
+
 class AOTInductorManager(PyTorchModelManager):
     """AOTInductor: :meth:`from_pytorch` exports and compiles; the wrapper loads the package.
 
@@ -96,7 +144,8 @@ class AOTInductorManager(PyTorchModelManager):
 
         ``dynamic_axes`` of the inputs become ``Dim.AUTO`` dimensions, as for
         the dynamo ONNX exporter. The package is written to a temporary name
-        and renamed when complete.
+        and renamed when complete; on CUDA it is renamed only once it loads
+        in a child process (:func:`check_package_loads`).
 
         Raises:
             ExportError: torch.export or the compilation failed (named).
@@ -123,6 +172,9 @@ class AOTInductorManager(PyTorchModelManager):
                 torch._inductor.aoti_compile_and_package(
                     exported, package_path=tmp,
                     inductor_configs=dict(inductor_options(deploy_cfg), **{'aot_inductor.metadata': {SIZES_KEY: sizes}}))
+            if str(device).startswith('cuda'):
+                step = 'the load check'
+                check_package_loads(tmp, device)
             os.replace(tmp, path)
         except Exception as exc:
             raise ExportError(f'{step} of the rewritten model failed: {_first_line(_root_cause(exc))}') from exc

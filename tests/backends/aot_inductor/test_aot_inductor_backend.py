@@ -134,3 +134,23 @@ def test_resnet18_frozen_matches_pytorch_dynamo(r18_static, tmp_path):
     task, _, files, _ = resnet18_case(CLS_STATIC, tmp_path, onnx_config__input_shape=[64, 64],
                                        backend_config__freezing=True)
     assert_resnet18_matches(task, model, files, PROB_ATOL)
+
+
+def test_package_load_check_in_a_child_process(r18_static, tmp_path, monkeypatch):
+    """The load check (run after compiling on CUDA) passes a good package and names why a bad one fails: a file
+    that is no package, and a child that dies of a signal (the crash seen on a GPU machine with another CXX)."""
+    import signal
+
+    from mmdeploy.backend.aot_inductor import manager
+    from mmdeploy.errors import ExportError
+
+    _, _, files, _ = r18_static
+    manager.check_package_loads(files[0], 'cpu')
+    bad = tmp_path / 'broken.pt2'
+    bad.write_bytes(b'not a zip archive')
+    with pytest.raises(ExportError, match='does not load in a fresh process: .*Error'):
+        manager.check_package_loads(str(bad), 'cpu')
+    monkeypatch.setattr(manager, '_LOAD_CHECK', f'import os\nos.kill(os.getpid(), {int(signal.SIGSEGV)})\n')
+    with pytest.raises(ExportError, match=r"crashed with SIGSEGV .*set CXX to the system compiler"):
+        manager.check_package_loads(files[0], 'cpu')
+    assert 'killed by signal 99' in manager.load_failure(-99, '', 'g++')
