@@ -16,8 +16,8 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mmdeploy.backend.torchscript.runtime import (PRECISIONS, PyTorchModelManager, backend_file, input_sizes,
-                                                   load_program_wrapper, precision_of)
+from mmdeploy.backend.torchscript.runtime import (PRECISIONS, PyTorchModelManager, backend_file, backend_section,
+                                                   input_sizes, load_program_wrapper, precision_of)
 from mmdeploy.errors import ExportError
 
 logger = logging.getLogger('mmdeploy')
@@ -54,7 +54,7 @@ INDUCTOR_KEYS = ('freezing', 'max_autotune')
 
 def inductor_options(deploy_cfg: Any) -> Dict[str, Any]:
     """The Inductor options ``backend_config`` sets (:data:`INDUCTOR_KEYS`), e.g. ``{'freezing': True}``."""
-    section = (deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None) or {}
+    section = backend_section(deploy_cfg)
     return {key: bool(section[key]) for key in INDUCTOR_KEYS if key in section}
 
 

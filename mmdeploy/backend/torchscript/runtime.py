@@ -47,10 +47,15 @@ def input_sizes(args: Sequence[Any], input_names: Sequence[str],
     return sizes
 
 
+def backend_section(deploy_cfg: Any) -> Mapping[str, Any]:
+    """``backend_config`` of ``deploy_cfg``; empty when either is None or absent."""
+    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
+    return section or {}
+
+
 def precision_of(deploy_cfg: Any) -> str:
     """``backend_config.precision`` upper-cased, ``'FP32'`` when not set."""
-    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
-    return str((section or {}).get('precision', None) or 'FP32').upper()
+    return str(backend_section(deploy_cfg).get('precision', None) or 'FP32').upper()
 
 
 def define_custom_ops() -> None:
@@ -245,8 +250,7 @@ def first_words(exc: BaseException) -> str:
 
 def cuda_graph_of(deploy_cfg: Any, device: str) -> bool:
     """``backend_config.cuda_graph``; ConfigError when asked for off a CUDA device."""
-    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
-    wanted = bool((section or {}).get('cuda_graph', False))
+    wanted = bool(backend_section(deploy_cfg).get('cuda_graph', False))
     if wanted and not str(device).startswith('cuda'):
         raise ConfigError("backend_config.cuda_graph needs device 'cuda'; remove it or deploy with --device cuda")
     return wanted
@@ -254,8 +258,7 @@ def cuda_graph_of(deploy_cfg: Any, device: str) -> bool:
 
 def cudnn_benchmark_of(deploy_cfg: Any) -> bool:
     """``backend_config.cudnn_benchmark`` (False when not set)."""
-    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
-    return bool((section or {}).get('cudnn_benchmark', False))
+    return bool(backend_section(deploy_cfg).get('cudnn_benchmark', False))
 
 
 class CudnnBenchmarked:
