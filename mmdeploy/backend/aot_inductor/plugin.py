@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from mmdeploy.backend.torchscript.plugin import CUDA_GRAPH_KEY, CUDNN_BENCHMARK_KEY, DEVICE_KEY
 from mmdeploy.hookspecs import hookimpl
 from mmdeploy.plugins import factory
 from mmdeploy.utils.deploy_config import ConfigKey
@@ -19,24 +20,17 @@ def _manager() -> Any:
 
 #: ``backend_config`` keys read by :class:`~mmdeploy.backend.aot_inductor.manager.AOTInductorManager`
 CONFIG_KEYS = {
-    'device': ConfigKey(lambda v: v is None or (isinstance(v, str) and (v == 'cpu' or v.startswith('cuda'))),
-                        "None, 'cpu' or 'cuda[:id]': the device deploy builds, traces / compiles and runs on "
-                        '(--device overrides it)'),
+    'device': DEVICE_KEY,
     'precision': ConfigKey(lambda v: isinstance(v, str) and v.upper() in _PRECISIONS,
                            "'FP32' (default), 'FP16' or 'BF16' (the model is compiled in that dtype; inputs and "
                            'outputs stay float32)'),
-    'cuda_graph': ConfigKey(lambda v: isinstance(v, bool),
-                            "True or False: capture the program into a CUDA graph on the first run and replay it "
-                            "(device 'cuda', a static config, no data-dependent outputs such as NMS's)"),
+    'cuda_graph': CUDA_GRAPH_KEY,
     'freezing': ConfigKey(lambda v: isinstance(v, bool),
                           'True or False: Inductor treats the weights as constants (folds them, picks '
                           'channels-last convolution layouts on the GPU); the package holds the folded weights'),
     'max_autotune': ConfigKey(lambda v: isinstance(v, bool),
                               'True or False: Inductor benchmarks kernel choices while compiling (slow to compile)'),
-    'cudnn_benchmark': ConfigKey(lambda v: isinstance(v, bool),
-                                 'True or False: cuDNN times its convolution algorithms on the first call at each '
-                                 'input shape and keeps the fastest (torch.backends.cudnn.benchmark during the '
-                                 'calls; no effect on the CPU)'),
+    'cudnn_benchmark': CUDNN_BENCHMARK_KEY,
 }
 
 
