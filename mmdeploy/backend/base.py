@@ -5,6 +5,17 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 
+def backend_section(deploy_cfg: Any) -> Mapping[str, Any]:
+    """``backend_config`` of ``deploy_cfg``; empty when either is None or absent."""
+    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
+    return section or {}
+
+
+def precision_of(deploy_cfg: Any) -> str:
+    """``backend_config.precision`` upper-cased, ``'FP32'`` when not set."""
+    return str(backend_section(deploy_cfg).get('precision', None) or 'FP32').upper()
+
+
 class BaseBackendManager:
     """What mmdeploy needs from an engine: convert ONNX files and run them.
 
@@ -77,8 +88,7 @@ class BaseBackendManager:
         that may run at another precision than the one asked for (OpenVINO
         picks bf16 on CPUs that have it) reads it back from the engine.
         """
-        section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
-        return str((section or {}).get('precision', None) or 'FP32').upper()
+        return precision_of(deploy_cfg)
 
 
 class BaseWrapper:

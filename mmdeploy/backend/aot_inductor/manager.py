@@ -16,8 +16,9 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mmdeploy.backend.torchscript.runtime import (PRECISIONS, PyTorchModelManager, backend_file, backend_section,
-                                                   input_sizes, load_program_wrapper, precision_of)
+from mmdeploy.backend.base import backend_section, precision_of
+from mmdeploy.backend.torchscript.runtime import (PRECISIONS, PyTorchModelManager, backend_file, input_sizes,
+                                                   load_program_wrapper)
 from mmdeploy.errors import ExportError
 
 logger = logging.getLogger('mmdeploy')

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from mmdeploy.backend.base import BaseBackendManager
+from mmdeploy.backend.base import BaseBackendManager, backend_section, precision_of
 from mmdeploy.backend.ncnn.param import (format_param, parse_param, rename_blobs, reshape_outputs,
                                          set_input_shape)
 from mmdeploy.errors import ConfigError, InputFileError, ModelFileError, UnsupportedModelError
@@ -24,10 +24,9 @@ from mmdeploy.errors import ConfigError, InputFileError, ModelFileError, Unsuppo
 
 def backend_options(deploy_cfg: Any) -> Tuple[str, Optional[int], Dict[str, List[int]]]:
     """``(precision, num_threads, input_shapes)`` of ``backend_config`` (``'FP32'``, None, {} by default)."""
-    section = dict(deploy_cfg.get('backend_config', None) or {}) if deploy_cfg is not None else {}
-    precision = str(section.get('precision', None) or 'FP32').upper()
+    section = backend_section(deploy_cfg)
     shapes = {k: [int(d) for d in v] for k, v in dict(section.get('input_shapes', None) or {}).items()}
-    return precision, section.get('num_threads', None) or None, shapes
+    return precision_of(deploy_cfg), section.get('num_threads', None) or None, shapes
 
 
 def _onnx_section(deploy_cfg: Any) -> Mapping:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, List, Optional, Sequence
 
-from mmdeploy.backend.base import BaseBackendManager
+from mmdeploy.backend.base import BaseBackendManager, backend_section, precision_of
 from mmdeploy.backend.onnxruntime.ops import LIBRARY_OPS, library_unavailable_reason
 from mmdeploy.errors import InputFileError
 
@@ -33,7 +33,7 @@ class ONNXRuntimeManager(BaseBackendManager):
         for path in onnx_files:
             if not os.path.isfile(path):
                 raise InputFileError(f'ONNX file not found: {path!r}')
-        if _precision(deploy_cfg) != 'FP16':
+        if precision_of(deploy_cfg) != 'FP16':
             return [os.fspath(p) for p in onnx_files]
         from mmdeploy.backend.onnxruntime.fp16 import convert_to_fp16, fp16_file_name
 
@@ -46,7 +46,7 @@ class ONNXRuntimeManager(BaseBackendManager):
                       output_names: Optional[Sequence[str]] = None) -> Any:
         from mmdeploy.backend.onnxruntime.wrapper import ORTWrapper
 
-        backend_cfg = dict(deploy_cfg.get('backend_config', {})) if deploy_cfg is not None else {}
+        backend_cfg = backend_section(deploy_cfg)
         return ORTWrapper(backend_files[0], device=device, output_names=output_names,
                           providers=backend_cfg.get('providers'),
                           num_threads=backend_cfg.get('intra_op_num_threads'),
@@ -55,7 +55,3 @@ class ONNXRuntimeManager(BaseBackendManager):
                           prefer_nhwc=bool(backend_cfg.get('prefer_nhwc', False)),
                           fuse_conv_bias=bool(backend_cfg.get('fuse_conv_bias', False)))
 
-
-def _precision(deploy_cfg: Any) -> str:
-    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
-    return str((section or {}).get('precision', None) or 'FP32').upper()

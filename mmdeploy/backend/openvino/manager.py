@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from mmdeploy.backend.base import BaseBackendManager
+from mmdeploy.backend.base import BaseBackendManager, backend_section, precision_of
 from mmdeploy.errors import ConfigError, InputFileError, ModelFileError
 
 #: OpenVINO element type name -> the precision name deploy.json records
@@ -19,9 +19,8 @@ def check_cpu(device: Any) -> None:
 
 def backend_options(deploy_cfg: Any) -> Tuple[str, Optional[int], List[Mapping]]:
     """``(precision, num_threads, model_inputs)`` of the deploy config's ``backend_config``."""
-    section = dict(deploy_cfg.get('backend_config', None) or {}) if deploy_cfg is not None else {}
-    precision = str(section.get('precision') or 'FP32').upper()
-    return precision, section.get('num_threads') or None, list(section.get('model_inputs') or [])
+    section = backend_section(deploy_cfg)
+    return precision_of(deploy_cfg), section.get('num_threads') or None, list(section.get('model_inputs') or [])
 
 
 def _config_shapes(model: Any, entry: Mapping, onnx_file: str) -> Dict[str, Any]:

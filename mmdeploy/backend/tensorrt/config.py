@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from mmdeploy.backend.base import backend_section
 from mmdeploy.errors import ConfigError
 from mmdeploy.utils.deploy_config import ConfigKey
 
@@ -103,7 +104,7 @@ def profiles(deploy_cfg: Any, num_files: int) -> List[Profile]:
         ConfigError: ``model_inputs`` is missing, or has another number of
             entries than there are ONNX files (partitions).
     """
-    section = dict(deploy_cfg.get('backend_config', None) or {})
+    section = dict(backend_section(deploy_cfg))
     entries = section.get('model_inputs') or []
     if len(entries) != num_files:
         raise ConfigError(f'backend_config.model_inputs has {len(entries)} entr(y/ies) for {num_files} ONNX file(s); '
@@ -147,7 +148,7 @@ def builder_flags(deploy_cfg: Any) -> Tuple[List[str], List[str]]:
     that int8 does not cover run in fp16); ``TF32`` (on by default in
     TensorRT) is cleared with ``tf32=False``, so float32 runs in full float32.
     """
-    common = dict((deploy_cfg.get('backend_config', None) or {}).get('common_config', None) or {})
+    common = dict(backend_section(deploy_cfg).get('common_config', None) or {})
     flags = []
     if common.get('fp16_mode') or common.get('int8_mode'):
         flags.append('FP16')
@@ -158,7 +159,7 @@ def builder_flags(deploy_cfg: Any) -> Tuple[List[str], List[str]]:
 
 def workspace_bytes(deploy_cfg: Any) -> int:
     """``common_config.max_workspace_size`` (default 1 GiB)."""
-    common = dict((deploy_cfg.get('backend_config', None) or {}).get('common_config', None) or {})
+    common = dict(backend_section(deploy_cfg).get('common_config', None) or {})
     return int(common.get('max_workspace_size', 1 << 30))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from mmdeploy.backend.base import BaseBackendManager
+from mmdeploy.backend.base import BaseBackendManager, backend_section
 from mmdeploy.backend.tensorrt.config import check_profile_against_graph, precision_name, profiles
 from mmdeploy.backend.tensorrt.ops import PLUGIN_OPS, plugin_library_unavailable_reason
 from mmdeploy.errors import ConfigError, InputFileError, ModelFileError
@@ -20,7 +20,7 @@ from mmdeploy.errors import ConfigError, InputFileError, ModelFileError
 
 def engine_names(onnx_files: Sequence[str], deploy_cfg: Any) -> List[str]:
     """``model_inputs[i].save_file``, else ``<onnx stem>.engine``, per ONNX file."""
-    entries = list((deploy_cfg.get('backend_config', None) or {}).get('model_inputs', None) or [])
+    entries = list(backend_section(deploy_cfg).get('model_inputs', None) or [])
     names = []
     for index, onnx_file in enumerate(onnx_files):
         given = (entries[index] if index < len(entries) else {}).get('save_file')

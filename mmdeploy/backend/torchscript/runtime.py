@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from mmdeploy.backend.base import BaseBackendManager, BaseWrapper
+from mmdeploy.backend.base import BaseBackendManager, BaseWrapper, backend_section, precision_of
 from mmdeploy.errors import ConfigError, InputDataError, ModelFileError
 
 #: ``backend_config.precision`` -> torch dtype name
@@ -45,17 +45,6 @@ def input_sizes(args: Sequence[Any], input_names: Sequence[str],
         axes = {int(a) for a in ((dynamic_axes or {}).get(name) or ())}
         sizes[name] = [None if axis in axes else int(dim) for axis, dim in enumerate(arg.shape)]
     return sizes
-
-
-def backend_section(deploy_cfg: Any) -> Mapping[str, Any]:
-    """``backend_config`` of ``deploy_cfg``; empty when either is None or absent."""
-    section = deploy_cfg.get('backend_config', None) if deploy_cfg is not None else None
-    return section or {}
-
-
-def precision_of(deploy_cfg: Any) -> str:
-    """``backend_config.precision`` upper-cased, ``'FP32'`` when not set."""
-    return str(backend_section(deploy_cfg).get('precision', None) or 'FP32').upper()
 
 
 def define_custom_ops() -> None:
