@@ -50,7 +50,7 @@ def cast_precision(module: Any, dtype: Any) -> Any:
 
 
 #: ``backend_config`` keys passed on to Inductor's configuration under the same name
-INDUCTOR_KEYS = ('freezing', 'max_autotune')
+INDUCTOR_KEYS = ('freezing', 'max_autotune', 'coordinate_descent_tuning')
 
 
 def inductor_options(deploy_cfg: Any) -> Dict[str, Any]:

@@ -30,6 +30,9 @@ CONFIG_KEYS = {
                           'channels-last convolution layouts on the GPU); the package holds the folded weights'),
     'max_autotune': ConfigKey(lambda v: isinstance(v, bool),
                               'True or False: Inductor benchmarks kernel choices while compiling (slow to compile)'),
+    'coordinate_descent_tuning': ConfigKey(
+        lambda v: isinstance(v, bool),
+        "True or False: Inductor tunes its generated GPU kernels' block sizes while compiling (no effect on the CPU)"),
     'cudnn_benchmark': CUDNN_BENCHMARK_KEY,
 }
 

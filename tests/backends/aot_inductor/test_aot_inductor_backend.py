@@ -110,18 +110,20 @@ def test_retinanet_static_matches_pytorch_dynamo(tmp_path):
 
 
 def test_inductor_and_cuda_graph_keys_are_validated_and_passed_on(r18_static):
-    """``freezing`` / ``max_autotune`` reach Inductor's options; ``cuda_graph`` off CUDA is refused by name."""
+    """``freezing`` / ``max_autotune`` / ``coordinate_descent_tuning`` reach Inductor's options; ``cuda_graph`` off CUDA is refused by name."""
     from mmdeploy.backend.aot_inductor.manager import AOTInductorManager, inductor_options
     from mmdeploy.errors import ConfigError
     from mmdeploy.utils.deploy_config import deploy_config_problems
 
     cfg = config(CLS_STATIC, backend_config__freezing=True, backend_config__max_autotune=False,
-                 backend_config__cuda_graph=True)
+                 backend_config__coordinate_descent_tuning=True, backend_config__cuda_graph=True)
     assert deploy_config_problems(cfg) == []
-    assert inductor_options(cfg) == {'freezing': True, 'max_autotune': False}
+    assert inductor_options(cfg) == {'freezing': True, 'max_autotune': False, 'coordinate_descent_tuning': True}
     assert inductor_options(config(CLS_STATIC)) == {}
     problems = deploy_config_problems(config(CLS_STATIC, backend_config__freezing='yes'))
     assert any('freezing' in p for p in problems), problems
+    problems = deploy_config_problems(config(CLS_STATIC, backend_config__coordinate_descent_tuning=1))
+    assert any('coordinate_descent_tuning' in p for p in problems), problems
     _, _, files, _ = r18_static
     with pytest.raises(ConfigError, match="cuda_graph needs device 'cuda'"):
         AOTInductorManager.build_wrapper(files, 'cpu', cfg)
