@@ -18,7 +18,6 @@ import shutil
 import pytest
 
 _CRASH_FD = pytest.StashKey[int]()
-_CLAIMED_DIRS: set = set()
 _FIXTURE_DIRS: dict = {}  # FixtureDef -> (its folders, session.testsfailed when it was set up)
 
 os.environ.setdefault('MMDEPLOY_STRICT_REWRITES', '1')
@@ -59,16 +58,15 @@ def pytest_fixture_setup(fixturedef, request):
     try:
         return (yield)
     finally:
-        made = {root / name for name in set(os.listdir(root)) - before} - _CLAIMED_DIRS
+        claimed = set().union(*(folders for folders, _ in _FIXTURE_DIRS.values()))
+        made = {root / name for name in set(os.listdir(root)) - before} - claimed
         if made:
-            _CLAIMED_DIRS.update(made)
             _FIXTURE_DIRS[fixturedef] = (made, request.session.testsfailed)
 
 
 def pytest_fixture_post_finalizer(fixturedef, request):
     """Runs after the fixture's own teardown code, which may still use its folders."""
     folders, failed_at_setup = _FIXTURE_DIRS.pop(fixturedef, (set(), 0))
-    _CLAIMED_DIRS.difference_update(folders)
     if request.session.testsfailed > failed_at_setup:
         return
     for folder in folders:

@@ -1,18 +1,13 @@
 """The suite's disk hygiene (tests/conftest.py, pytest.ini): folders go when their test or fixture ends.
 
 A run that kept every exported model until the session ended filled a CI machine's disk (about 15 GB);
-these tests run a small suite with this suite's conftest.py and settings in a child pytest.
+these tests run a small suite with this suite's conftest.py and pytest.ini in a child pytest.
 """
 import os
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SETTINGS = """\
-[pytest]
-tmp_path_retention_policy = failed
-tmp_path_retention_count = 1
-"""
 
 SUITE = '''\
 import os
@@ -49,9 +44,10 @@ def test_fails_or_passes(models):
 def _run(tmp_path, fail):
     suite = tmp_path / 'suite'
     suite.mkdir()
-    (suite / 'pytest.ini').write_text(SETTINGS)
-    with open(os.path.join(HERE, 'conftest.py')) as f:
-        (suite / 'conftest.py').write_text(f.read())
+    for name, source in (('pytest.ini', os.path.join(HERE, '..', 'pytest.ini')),
+                         ('conftest.py', os.path.join(HERE, 'conftest.py'))):
+        with open(source) as f:
+            (suite / name).write_text(f.read())
     (suite / 'test_toy.py').write_text(SUITE)
     log = tmp_path / 'log.txt'
     env = dict(os.environ, LOG=str(log), FAIL=str(int(fail)))

@@ -110,7 +110,8 @@ def test_retinanet_static_matches_pytorch_dynamo(tmp_path):
 
 
 def test_inductor_and_cuda_graph_keys_are_validated_and_passed_on(r18_static):
-    """``freezing`` / ``max_autotune`` / ``coordinate_descent_tuning`` reach Inductor's options; ``cuda_graph`` off CUDA is refused by name."""
+    """``freezing`` / ``max_autotune`` / ``coordinate_descent_tuning`` reach Inductor's options; ``cuda_graph``
+    off CUDA is refused by name."""
     from mmdeploy.backend.aot_inductor.manager import AOTInductorManager, inductor_options
     from mmdeploy.errors import ConfigError
     from mmdeploy.utils.deploy_config import deploy_config_problems
