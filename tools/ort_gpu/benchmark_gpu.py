@@ -11,9 +11,10 @@ batch 1, 1x3x800x1344. Sides, each on the same preprocessed CUDA tensor:
   CUDA provider at fp32 and fp16 (``backend_config.precision``), fp16 with channels-last convolutions
   (``prefer_nhwc``) and with a CUDA graph (``cuda_graph``, classifiers: a detector's NMS output is
   data-dependent); TorchScript fp32 (plain, CUDA graph, and ``cudnn_benchmark`` + CUDA graph) and
-  AOTInductor fp16 (plain, ``freezing``, and for classifiers frozen + CUDA graph, each with and without
-  ``max_autotune`` and ``cudnn_benchmark``; frozen + CUDA graph also in bf16 and with
-  ``coordinate_descent_tuning``) when registered.
+  AOTInductor fp16 (plain, ``freezing``, frozen with cuDNN's fused convolution + ReLU ``fuse_conv_relu``,
+  and for classifiers frozen + CUDA graph, each with and without ``max_autotune`` and ``cudnn_benchmark``;
+  frozen + CUDA graph also in bf16, with ``coordinate_descent_tuning`` and with ``fuse_conv_relu``) when
+  registered.
 
 Correctness: each engine's results against PyTorch eager fp32 run in exact float32 (no TF32), through
 the task's own comparison (the deploy gate's), at the tolerances the engine's precision warrants.
@@ -133,11 +134,15 @@ def engine_variants(name: str, cuda: bool = True) -> List[Dict[str, Any]]:
     if available('aot_inductor'):
         variants += [dict(type='aot_inductor', precision='FP16'),
                      dict(type='aot_inductor', precision='FP16', freezing=True)]
+        if cuda:
+            variants.append(dict(type='aot_inductor', precision='FP16', freezing=True, fuse_conv_relu=True))
         if graphs:
             frozen = dict(type='aot_inductor', precision='FP16', freezing=True)
             variants += [dict(frozen, cuda_graph=True), dict(frozen, cudnn_benchmark=True, cuda_graph=True),
                          dict(frozen, precision='BF16', cuda_graph=True),
-                         dict(frozen, coordinate_descent_tuning=True, cuda_graph=True)]
+                         dict(frozen, coordinate_descent_tuning=True, cuda_graph=True),
+                         dict(frozen, fuse_conv_relu=True, cuda_graph=True),
+                         dict(frozen, fuse_conv_relu=True, coordinate_descent_tuning=True, cuda_graph=True)]
             # Inductor benchmarks its kernel choices while compiling (minutes): only where a graph replays it
             variants += [dict(frozen, max_autotune=True, cuda_graph=True),
                          dict(frozen, max_autotune=True, cudnn_benchmark=True, cuda_graph=True)]
@@ -151,7 +156,8 @@ RUN_OPTIONS = ('cuda_graph', 'prefer_nhwc', 'fuse_conv_bias', 'cudnn_conv_algo_s
 def label_of(variant: Dict[str, Any]) -> str:
     text = f"{variant['type']} {variant.get('precision', 'FP32').lower()}"
     for key, words in (('freezing', 'frozen'), ('max_autotune', 'max-autotune'),
-                       ('coordinate_descent_tuning', 'coordinate descent'), ('prefer_nhwc', 'NHWC'),
+                       ('coordinate_descent_tuning', 'coordinate descent'),
+                       ('fuse_conv_relu', 'cuDNN conv+ReLU'), ('prefer_nhwc', 'NHWC'),
                        ('cudnn_benchmark', 'cuDNN benchmark'), ('cuda_graph', 'CUDA graph')):
         if variant.get(key):
             text += f' + {words}'

@@ -4,9 +4,12 @@ Compilation generates and builds C++ (CPU) or Triton / CUDA (GPU) code for the
 device the model is deployed on: run ``mmdeploy deploy --device cuda`` on the
 GPU machine that will run the package. ``backend_config.precision`` ``'FP16'``
 / ``'BF16'`` compiles a copy of the model in that dtype; inputs and float
-outputs stay float32 (cast inside the package). ``freezing`` and
-``max_autotune`` go to Inductor; ``cuda_graph`` replays the loaded package as
-a CUDA graph (:class:`~mmdeploy.backend.torchscript.runtime.CudaGraphProgram`).
+outputs stay float32 (cast inside the package). ``freezing``,
+``max_autotune`` and ``coordinate_descent_tuning`` go to Inductor;
+``fuse_conv_relu`` puts cuDNN's fused convolution + ReLU ops in a CUDA package
+(:mod:`~mmdeploy.backend.aot_inductor.cudnn_fusion`); ``cuda_graph`` replays
+the loaded package as a CUDA graph
+(:class:`~mmdeploy.backend.torchscript.runtime.CudaGraphProgram`).
 """
 from __future__ import annotations
 
@@ -57,6 +60,22 @@ def inductor_options(deploy_cfg: Any) -> Dict[str, Any]:
     """The Inductor options ``backend_config`` sets (:data:`INDUCTOR_KEYS`), e.g. ``{'freezing': True}``."""
     section = backend_section(deploy_cfg)
     return {key: bool(section[key]) for key in INDUCTOR_KEYS if key in section}
+
+
+def conv_relu_fusion(deploy_cfg: Any, device: str) -> Any:
+    """The Inductor pass of ``backend_config.fuse_conv_relu`` for a CUDA ``device``; else None.
+
+    See :mod:`mmdeploy.backend.aot_inductor.cudnn_fusion`. The fused ops are
+    cuDNN's: on the CPU the key is ignored, with a warning.
+    """
+    if not backend_section(deploy_cfg).get('fuse_conv_relu'):
+        return None
+    if not str(device).startswith('cuda'):
+        logger.warning('backend_config.fuse_conv_relu is ignored on %s: the fused convolutions are cuDNN ops', device)
+        return None
+    from mmdeploy.backend.aot_inductor.cudnn_fusion import fuse_conv_relu_pass
+
+    return fuse_conv_relu_pass()
 
 
 #: package metadata key: input name -> example sizes, None on dynamic axes
@@ -170,9 +189,16 @@ class AOTInductorManager(PyTorchModelManager):
                             os.path.basename(path), device)
                 # the generated code does not check input sizes: the wrapper checks them against this record
                 sizes = json.dumps(input_sizes(args, list(input_names), dynamic_axes))
-                torch._inductor.aoti_compile_and_package(
-                    exported, package_path=tmp,
-                    inductor_configs=dict(inductor_options(deploy_cfg), **{'aot_inductor.metadata': {SIZES_KEY: sizes}}))
+                configs = dict(inductor_options(deploy_cfg), **{'aot_inductor.metadata': {SIZES_KEY: sizes}})
+                fusion = conv_relu_fusion(deploy_cfg, device)
+                if fusion is not None:
+                    configs['post_grad_custom_post_pass'] = fusion
+                torch._inductor.aoti_compile_and_package(exported, package_path=tmp, inductor_configs=configs)
+                if fusion is not None and fusion.fused:
+                    logger.info('fuse_conv_relu: %d convolutions fused with their ReLU', fusion.fused)
+                elif fusion is not None:
+                    logger.warning('fuse_conv_relu: no float16 / float32 convolution followed by a ReLU was found '
+                                   "(or Inductor's cache gave an earlier compilation): nothing fused")
             if str(device).startswith('cuda'):
                 step = 'the load check'
                 check_package_loads(tmp, device)

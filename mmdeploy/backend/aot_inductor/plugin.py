@@ -33,6 +33,10 @@ CONFIG_KEYS = {
     'coordinate_descent_tuning': ConfigKey(
         lambda v: isinstance(v, bool),
         "True or False: Inductor tunes its generated GPU kernels' block sizes while compiling (no effect on the CPU)"),
+    'fuse_conv_relu': ConfigKey(
+        lambda v: isinstance(v, bool),
+        "True or False: on CUDA, convolutions followed by a ReLU (or a residual add and a ReLU) become cuDNN's fused "
+        'ops (with freezing, batch norms are folded first); ignored on the CPU'),
     'cudnn_benchmark': CUDNN_BENCHMARK_KEY,
 }
 
