@@ -65,7 +65,6 @@ def register_shape_functions() -> None:
 
 
 def _is_relu(node: Any) -> bool:
-
     aten = torch.ops.aten
     return node.op == 'call_function' and node.target in (aten.relu.default, aten.relu_.default)
 
@@ -94,12 +93,12 @@ class FuseConvReLU(CustomGraphPass):
     Inductor takes an instance as ``post_grad_custom_post_pass``
     (:func:`fuse_conv_relu_pass` makes one).
     """
+
     def __init__(self, device_type: str = 'cuda') -> None:
         self.device_type = device_type
         self.fused = 0
 
     def __call__(self, graph: Any) -> None:
-
         aten = torch.ops.aten
         for relu in [n for n in graph.nodes if _is_relu(n)]:
             source = relu.args[0]
