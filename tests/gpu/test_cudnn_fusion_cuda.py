@@ -8,23 +8,18 @@ bias moves them by order 1).
 """
 from __future__ import annotations
 
+import copy
+import os
+import sys
+
 import pytest
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'backends', 'aot_inductor'))
+from fusion_nets import residual_net  # noqa: E402
+
 pytestmark = pytest.mark.gpu
 NEEDS_ORT_CUDA = False
-
-
-class ResidualNet(torch.nn.Module):
-    """conv-BN-ReLU, then conv-BN + identity + ReLU: the two patterns the pass fuses, BN folded by freezing."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.bn1 = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False), torch.nn.BatchNorm2d(16)
-        self.conv2, self.bn2 = torch.nn.Conv2d(16, 16, 1, bias=False), torch.nn.BatchNorm2d(16)
-
-    def forward(self, x):
-        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + x)
 
 
 def _package(net, x, path, fusion):
@@ -41,16 +36,11 @@ def test_fused_package_matches_unfused_and_pytorch(tmp_path):
     from mmdeploy.backend.aot_inductor.cudnn_fusion import FuseConvReLU, register_shape_functions
     from mmdeploy.codebase.base.device import exact_fp32
 
-    torch.manual_seed(0)
-    net = ResidualNet().eval()
-    for bn in (net.bn1, net.bn2):
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
+    net = residual_net(16)
     x = torch.randn(4, 16, 32, 32, device='cuda')
     with torch.no_grad(), exact_fp32('cuda'):
         expected = net.cuda()(x)
-    half = ResidualNet().cuda().half().eval()
-    half.load_state_dict(net.state_dict())
+    half = copy.deepcopy(net).half()
     register_shape_functions()
     fusion = FuseConvReLU('cuda')
     fused = _package(half, x.half(), tmp_path / 'fused.pt2', fusion)(x.half())

@@ -3,13 +3,14 @@
 AOTInductor (frozen) calls cuDNN for each convolution and a Triton kernel after it for the ReLU or the residual
 add + ReLU: each activation is written, read and written again. ``torch.cudnn_convolution_relu`` and
 ``torch.cudnn_convolution_add_relu`` do that in the convolution's epilogue. This probe times, on a plain-torch
-ResNet-50 (random weights, batch norm folded, float16, channels-last; no mmdeploy, no OpenMMLab package):
+ResNet-50 (random weights, batch norm folded, float16, channels-last; no OpenMMLab package, nothing of mmdeploy
+but the fused ops' shape functions):
 
 - ``eager``: convolution, then ReLU / add + ReLU (what AOTInductor's graph does, in PyTorch's own kernels)
 - ``fused``: the two fused cuDNN ops
 - ``torchscript``: ``torch.jit.freeze`` + ``optimize_for_inference`` (its CUDA pass fuses the same way)
-- ``aoti``: AOTInductor frozen, and ``aoti fused``: the fused ops inside an AOTInductor package (they get a
-  shape function here so that torch.export can trace them)
+- ``aoti``: AOTInductor frozen, and ``aoti fused``: the fused ops inside an AOTInductor package (with
+  ``mmdeploy.backend.aot_inductor.cudnn_fusion``'s shape functions, so that torch.export can trace them)
 
 each replayed from a CUDA graph, median of 200 calls, with the largest difference from ``eager`` in float32.
 
@@ -23,6 +24,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from mmdeploy.backend.aot_inductor.cudnn_fusion import register_shape_functions  # noqa: E402 (imports torch only)
 
 
 def folded_resnet50(device: str, dtype: torch.dtype) -> list:
@@ -87,28 +91,6 @@ class Net(torch.nn.Module):
         return x.mean((2, 3)) @ self.fc_w.t()
 
 
-_KEEP = []  # the library holding the shape functions lives as long as the process
-
-
-def give_fused_ops_shapes() -> None:
-    """Shape functions for the two fused ops (PyTorch has none), so that torch.export can trace them."""
-    lib = torch.library.Library('aten', 'IMPL')
-    _KEEP.append(lib)
-
-    def out_like(x, w, stride, padding, dilation):
-        n, _, h, wd = x.shape
-        k, _, kh, kw = w.shape
-        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        return x.new_empty((n, k, oh, ow)).contiguous(memory_format=torch.channels_last)
-
-    lib.impl('cudnn_convolution_relu',
-             lambda x, w, b, stride, padding, dilation, groups: out_like(x, w, stride, padding, dilation), 'Meta')
-    lib.impl('cudnn_convolution_add_relu',
-             lambda x, w, z, alpha, b, stride, padding, dilation, groups: out_like(x, w, stride, padding, dilation),
-             'Meta')
-
-
 def replay_time(fn, x, repeats: int = 200) -> tuple:
     """Median and p90 milliseconds of one CUDA-graph replay (with the synchronise), and the output."""
     static_x = x.clone()
@@ -153,7 +135,7 @@ def main() -> None:
         # compiled before any CUDA graph is captured: Inductor's autotuning refuses to run after a capture
         # ("Offset increment outside graph capture", 2026-12-03)
         if aoti:
-            give_fused_ops_shapes()
+            register_shape_functions()
             folder = tempfile.mkdtemp()
             for label, net in (('aoti', plain), ('aoti fused', fused)):
                 try:

@@ -28,8 +28,7 @@ jobs)
     "$@" > "$Q/$name.log" 2>&1; local rc=$?; echo "== $name: rc=$rc in $(( $(date +%s) - start )) s"
     return $rc
   }
-  built() { bash tools/ort_gpu/device_steps.sh wait 900 || { echo "== the mmcv build failed: no runs"; return 1; }; }
-  built || exit 1
+  bash tools/ort_gpu/device_steps.sh wait 900 || { echo "== the mmcv build failed: no runs"; exit 1; }
   # AOTInductor first checked on its own (a package built with the machine's /opt/gcc g++ crashed as it
   # loaded on 2026-12-03; device_steps.sh env sets the system compiler); when it fails, diagnose says how
   job aoti_probe python3 tools/ort_gpu/aoti_probe.py 1 0

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from fusion_nets import residual_net
+
 from mmdeploy.backend.aot_inductor.cudnn_fusion import FuseConvReLU, register_shape_functions
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'torchscript'))
@@ -113,22 +115,7 @@ def test_through_aot_inductor(cpu_kernels, tmp_path):
     CPU Inductor fuses convolutions with oneDNN first (``cpp.weight_prepack``): turned off so that the graph has
     the pattern a CUDA graph has.
     """
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.bn1 = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8)
-            self.conv2, self.bn2 = torch.nn.Conv2d(8, 8, 1, bias=False), torch.nn.BatchNorm2d(8)
-
-        def forward(self, x):
-            y = torch.relu(self.bn1(self.conv1(x)))
-            return torch.relu(self.bn2(self.conv2(y)) + x)
-
-    torch.manual_seed(0)
-    net = Net().eval()
-    for bn in (net.bn1, net.bn2):
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
+    net = residual_net(8)
     x = torch.randn(2, 8, 12, 12)
     register_shape_functions()
     fusion = FuseConvReLU('cpu')
